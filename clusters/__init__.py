@@ -1,0 +1,1 @@
+"""numacert.clusters (shipped in the wheel; see design.md)."""

@@ -1,0 +1,1 @@
+"""The `numacert` command line: one module per command group, wired in main.py."""

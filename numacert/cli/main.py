@@ -1,0 +1,64 @@
+"""Entry point of the `numacert` console script.
+
+Every command raises InputError for bad input; `main` turns it into one line on stderr and
+exit status 2, so no user ever sees a traceback for a mistake in a file or a flag.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from numacert import __version__
+from numacert.errors import InputError, NumacertError
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="numacert")
+def cli() -> None:
+    """Certify that Kubernetes nodes give NUMA-aligned CPUs, memory and hugepages."""
+
+
+def _register() -> None:
+    # Imported here so that each command module stays independent of the others.
+    from numacert.cli import predict_cmd, topology_cmd
+
+    cli.add_command(predict_cmd.predict)
+    cli.add_command(topology_cmd.topology)
+    try:
+        from numacert.cli import lab_cmd
+    except ImportError:  # the lab commands are optional while the lab is being built
+        return
+    cli.add_command(lab_cmd.lab)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        cli.main(args=argv, prog_name="numacert", standalone_mode=False)
+    except InputError as exc:
+        click.echo(f"numacert: error: {exc}", err=True)
+        return EXIT_BAD_INPUT
+    except click.exceptions.Abort:
+        click.echo("numacert: interrupted", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return EXIT_BAD_INPUT
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except NumacertError as exc:
+        click.echo(f"numacert: error: {exc}", err=True)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

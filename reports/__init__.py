@@ -1,0 +1,1 @@
+"""numacert.reports (shipped in the wheel; see design.md)."""

@@ -1,0 +1,1 @@
+"""numacert.suites (shipped in the wheel; see design.md)."""
