@@ -88,3 +88,8 @@ def bits_of(mask: int) -> list[int]:
         mask >>= 1
         i += 1
     return out
+
+
+class KubeletStartError(Exception):
+    """The kubelet would refuse to start with this configuration or state file; the message is
+    the kubelet's own where the reference gives it (e.g. a stale cpu_manager_state)."""
