@@ -1,0 +1,151 @@
+"""A model node: the kubelet's admission path replayed over a sequence of pods (design.md §oracle).
+
+NodeModel wires the Topology Manager to its hint providers in the kubelet's order (devices,
+CPU, memory; numacert models no device plugins) and keeps the set of active pods. `add` admits
+or rejects a pod exactly as §6 of kubelet-algorithms.md describes; `delete` releases it.
+Pure: no I/O, deterministic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from numacert.kubelet.config import KubeletConfig
+from numacert.kubelet.validate import reserved_memory_bytes
+from numacert.oracle.cpu_manager import CPUManager
+from numacert.oracle.hints import AdmissionError, Hint, bits_of
+from numacert.oracle.memory_manager import MemoryManager
+from numacert.oracle.pod import Pod
+from numacert.oracle.topology_manager import TopologyManager
+from numacert.topology.model import Topology
+
+
+@dataclass
+class ContainerPlacement:
+    cpus: str
+    exclusive: bool
+    numa_affinity: list[int] | None
+    mems: str | None
+
+    def to_dict(self) -> dict:
+        return {
+            "cpus": self.cpus,
+            "exclusive": self.exclusive,
+            "numa_affinity": self.numa_affinity,
+            "mems": self.mems,
+        }
+
+
+@dataclass
+class StepResult:
+    action: str
+    pod: str
+    admitted: bool | None = None
+    reason: str | None = None
+    message: str | None = None
+    containers: dict[str, ContainerPlacement] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "action": self.action,
+            "pod": self.pod,
+            "admitted": self.admitted,
+            "reason": self.reason,
+            "message": self.message,
+            "containers": {name: c.to_dict() for name, c in self.containers.items()},
+        }
+
+
+class UnknownPodError(KeyError):
+    """delete names a pod that is not on the node."""
+
+
+class DuplicatePodError(ValueError):
+    """add names a pod that is already on the node."""
+
+
+class NodeModel:
+    """The resource managers of one kubelet, fed pods one at a time."""
+
+    def __init__(
+        self,
+        topology: Topology,
+        config: KubeletConfig,
+        cpu_state: dict | None = None,
+        memory_state: dict | None = None,
+    ) -> None:
+        self.topology = topology
+        self.config = config
+        self.cpu = CPUManager(topology, config, state=cpu_state)
+        self.memory = MemoryManager(
+            topology,
+            config.memory_manager_policy,
+            reserved_memory_bytes(config),
+            state=memory_state,
+        )
+        distances = {
+            n.id: n.distances for n in topology.numa_nodes if n.distances is not None
+        } or None
+        self.tm = TopologyManager(
+            config.topology_manager_policy,
+            config.topology_manager_scope,
+            topology.numa_ids,
+            distances,
+            config.tm_option("prefer-closest-numa-nodes"),
+        )
+        # Provider order is the kubelet's: device manager (none modelled), CPU, memory.
+        self.providers = [self.cpu, self.memory]
+        # name -> uid of pods added by steps; pods from a starting state are known by uid.
+        self.pods: dict[str, Pod] = {}
+        self._state_uids: set[str] = set(self.cpu.pod_uids()) | set(self.memory.pod_uids())
+
+    def add(self, pod: Pod) -> StepResult:
+        if pod.name in self.pods:
+            raise DuplicatePodError(pod.name)
+        result = StepResult("add", pod.name)
+        try:
+            hints = self.tm.admit(pod, self.providers)
+        except AdmissionError as exc:
+            # A rejected pod is inactive: the kubelet garbage-collects its partial
+            # allocations before the next admission.
+            for provider in self.providers:
+                provider.remove_pod(pod.uid)
+            result.admitted, result.reason, result.message = False, exc.reason, exc.message
+            return result
+        self.pods[pod.name] = pod
+        result.admitted = True
+        for container in pod.all_containers():
+            result.containers[container.name] = self._placement(pod, container.name, hints)
+        # Containers start in order; the Memory Manager frees earlier regular init
+        # containers' blocks when a later container starts.
+        for container in pod.all_containers():
+            self.memory.container_started(pod, container)
+        return result
+
+    def _placement(self, pod: Pod, name: str, hints: dict[str, Hint]) -> ContainerPlacement:
+        exclusive = self.cpu.exclusive_cpus(pod.uid, name)
+        cpus = exclusive if exclusive is not None else self.cpu.shared_pool()
+        hint = hints.get(name)
+        affinity = bits_of(hint.mask) if hint is not None and hint.mask is not None else None
+        return ContainerPlacement(
+            cpus=str(cpus),
+            exclusive=exclusive is not None,
+            numa_affinity=affinity,
+            mems=self.memory.container_mems(pod.uid, name),
+        )
+
+    def delete(self, name: str) -> StepResult:
+        pod = self.pods.pop(name, None)
+        if pod is not None:
+            uid = pod.uid
+        elif name in self._state_uids:
+            uid = name
+            self._state_uids.discard(name)
+        else:
+            raise UnknownPodError(name)
+        for provider in self.providers:
+            provider.remove_pod(uid)
+        return StepResult("delete", name)
+
+    def state(self) -> dict:
+        return {"cpu": self.cpu.to_state(), "memory": self.memory.to_state()}
