@@ -1,0 +1,457 @@
+"""The kubelet's Topology Manager: hint merge, policies and scopes (kubelet-algorithms.md §2).
+
+Pure logic, no I/O. Two merges compute the same hint:
+
+* `merge_exhaustive` walks the cross product of the hint lists exactly as the kubelet does
+  (mergePermutation + compare); it is the reference, and the tests judge the fast one by it.
+* `merge_fast` (the default) never walks the cross product. It relies on `compare` being
+  "keep the better of the two" under a strict total order of hints (checked rule by rule in
+  `_np_rank`), so the kubelet's result is the best candidate of the *set* of merged hints,
+  whatever the iteration order (and so whatever Go's map order of resources):
+
+  - A permutation is preferred only when all its hints are preferred and all its non-nil masks
+    are identical, so the preferred candidates are `default & m` for the masks m that every
+    list offers as (m, True) unless it offers (nil, True); plus `default` when every list
+    offers (nil, True). Preferred beats non-preferred, so if one of those is non-empty it wins.
+  - Otherwise every candidate is non-preferred; the candidate masks are the non-zero ANDs
+    reachable by picking one mask per list (nil = default), computed as a set, and the best
+    one under the non-preferred order wins.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+from numacert.oracle.bitmask import avg_distance
+from numacert.oracle.hints import (
+    TOPOLOGY_AFFINITY_ERROR,
+    AdmissionError,
+    AllocationError,
+    Hint,
+    HintProvider,
+    ProviderHints,
+    mask_of,
+)
+from numacert.oracle.pod import Container, Pod
+
+POLICY_NONE = "none"
+POLICY_BEST_EFFORT = "best-effort"
+POLICY_RESTRICTED = "restricted"
+POLICY_SINGLE_NUMA_NODE = "single-numa-node"
+POLICIES = (POLICY_NONE, POLICY_BEST_EFFORT, POLICY_RESTRICTED, POLICY_SINGLE_NUMA_NODE)
+
+SCOPE_CONTAINER = "container"
+SCOPE_POD = "pod"
+SCOPES = (SCOPE_CONTAINER, SCOPE_POD)
+
+# The set-based reachability switches to the subset-transform method once a single step
+# would AND more pairs than this (and the node count keeps 2**n fields small).
+_PAIRWISE_WORK_LIMIT = 4096
+_TRANSFORM_MAX_NODES = 10
+
+# The hint the kubelet stores when no merge happens (policy none): the zero TopologyHint.
+NO_HINT = Hint(None, False)
+
+
+def filter_provider_hints(providers_hints: Iterable[ProviderHints]) -> list[list[Hint]]:
+    """One hint list per resource, applying the provider-return conventions of §2.2."""
+    lists: list[list[Hint]] = []
+    for provider_hints in providers_hints:
+        if not provider_hints:  # nil map or empty map: no preference at all
+            lists.append([Hint(None, True)])
+            continue
+        for resource_hints in provider_hints.values():
+            if resource_hints is None:  # nil list: no preference for this resource
+                lists.append([Hint(None, True)])
+            elif len(resource_hints) == 0:  # empty list: this resource cannot be satisfied
+                lists.append([Hint(None, False)])
+            else:
+                lists.append(list(resource_hints))
+    return lists
+
+
+def filter_single_numa_hints(lists: Iterable[Sequence[Hint]]) -> list[list[Hint]]:
+    """single-numa-node keeps only preferred hints that are nil or name exactly one node."""
+    return [
+        [h for h in hints if h.preferred and (h.mask is None or h.mask.bit_count() == 1)]
+        for hints in lists
+    ]
+
+
+def max_of_min_affinity_counts(lists: Iterable[Sequence[Hint]]) -> int:
+    """bestNonPreferredAffinityCount: the largest, over lists, of the node count of the list's
+    narrowest non-nil mask (lists of nil hints only count for nothing)."""
+    best = 0
+    for hints in lists:
+        counts = [h.mask.bit_count() for h in hints if h.mask is not None]
+        if counts:
+            best = max(best, min(counts))
+    return best
+
+
+class TopologyManager:
+    """One kubelet Topology Manager: policy, scope and NUMA nodes (values already validated).
+
+    `distances[i]` is NUMA node i's distance row, indexed by node id; it is only read when
+    `prefer_closest` is on, which single-numa-node ignores.
+    """
+
+    def __init__(
+        self,
+        policy: str,
+        scope: str,
+        numa_ids: Sequence[int],
+        distances: Mapping[int, Sequence[int]] | None = None,
+        prefer_closest: bool = False,
+        *,
+        exhaustive: bool = False,
+    ) -> None:
+        if policy not in POLICIES:
+            raise ValueError(f"unknown policy: {policy!r}")
+        if scope not in SCOPES:
+            raise ValueError(f"unknown scope: {scope!r}")
+        self.policy = policy
+        self.scope = scope
+        self.numa_ids: tuple[int, ...] = tuple(sorted(numa_ids))
+        self.default_mask: int = mask_of(self.numa_ids)
+        self.distances = distances
+        self.prefer_closest = prefer_closest
+        # pickMask uses Closest only outside single-numa-node.
+        self.use_closest = prefer_closest and policy != POLICY_SINGLE_NUMA_NODE
+        if self.use_closest and distances is None:
+            raise ValueError("prefer-closest-numa-nodes needs NUMA distances")
+        # merge() is the fast merge unless the reference one is asked for (tests use both).
+        self.exhaustive = exhaustive
+        self._avg_cache: dict[int, float] = {}
+
+    # -- ordering -------------------------------------------------------------------------
+
+    def _avg(self, mask: int) -> float:
+        avg = self._avg_cache.get(mask)
+        if avg is None:
+            assert self.distances is not None
+            avg = self._avg_cache[mask] = avg_distance(mask, self.distances)
+        return avg
+
+    def pick_key(self, mask: int) -> tuple[int, float, int]:
+        """Sort key of pickMask: the smaller key wins. Narrowest = (count, value); Closest =
+        (count, average distance, value). Both are strict total orders on masks."""
+        if self.use_closest:
+            return (mask.bit_count(), self._avg(mask), mask)
+        return (mask.bit_count(), 0.0, mask)
+
+    def pick_mask(self, current: Hint, candidate: Hint) -> Hint:
+        """pickMask: equal masks keep current; else the hint owning the Narrowest/Closest mask."""
+        assert current.mask is not None and candidate.mask is not None
+        if current.mask == candidate.mask:
+            return current
+        if self.pick_key(current.mask) < self.pick_key(candidate.mask):
+            return current
+        return candidate
+
+    def compare(
+        self, current: Hint | None, candidate: Hint, best_non_preferred_affinity_count: int
+    ) -> Hint | None:
+        """The kubelet's HintMerger.compare, literally: the hint to keep (§2.3)."""
+        assert candidate.mask is not None
+        if candidate.mask.bit_count() == 0:
+            return current
+        if current is None:
+            return candidate
+        assert current.mask is not None
+        if not current.preferred and candidate.preferred:
+            return candidate
+        if current.preferred and not candidate.preferred:
+            return current
+        if current.preferred and candidate.preferred:
+            return self.pick_mask(current, candidate)
+        # both non-preferred
+        target = best_non_preferred_affinity_count
+        cur_count = current.mask.bit_count()
+        cand_count = candidate.mask.bit_count()
+        if cur_count > target:
+            return self.pick_mask(current, candidate)
+        if cur_count == target:
+            if cand_count != target:
+                return current
+            return self.pick_mask(current, candidate)
+        # cur_count < target
+        if cand_count > target:
+            return current
+        if cand_count == target:
+            return candidate
+        if cand_count > cur_count:
+            return candidate
+        if cand_count < cur_count:
+            return current
+        return self.pick_mask(current, candidate)
+
+    def _np_rank(self, mask: int, target: int) -> tuple[int, int, tuple[int, float, int]]:
+        """Sort key equivalent to compare() between two non-preferred hints (smaller wins):
+        count == T first; then counts below T, larger first; then counts above T. Within a
+        tier pickMask decides. Rule by rule: c > T always defers to pickMask, which puts any
+        smaller count first (tier 0 and 1 beat tier 2, tier 2 by count then pickMask); c == T
+        keeps current unless d == T; c < T prefers d == T, then larger d, and keeps current
+        over d > T."""
+        n = mask.bit_count()
+        if n == target:
+            return (0, 0, self.pick_key(mask))
+        if n < target:
+            return (1, -n, self.pick_key(mask))
+        return (2, 0, self.pick_key(mask))
+
+    # -- merge ----------------------------------------------------------------------------
+
+    def merge(self, providers_hints: Sequence[ProviderHints]) -> tuple[Hint, bool]:
+        """(best hint, admit) for the providers' answers, in provider order."""
+        if self.exhaustive:
+            return self.merge_exhaustive(providers_hints)
+        return self.merge_fast(providers_hints)
+
+    def merge_fast(self, providers_hints: Sequence[ProviderHints]) -> tuple[Hint, bool]:
+        return self._merge_with(providers_hints, self._best_fast)
+
+    def merge_exhaustive(self, providers_hints: Sequence[ProviderHints]) -> tuple[Hint, bool]:
+        return self._merge_with(providers_hints, self._best_exhaustive)
+
+    def _merge_with(
+        self,
+        providers_hints: Sequence[ProviderHints],
+        best_of: Callable[[list[list[Hint]]], Hint],
+    ) -> tuple[Hint, bool]:
+        if self.policy == POLICY_NONE:
+            # policy none never merges; its Merge would return the zero hint and admit.
+            return NO_HINT, True
+        lists = filter_provider_hints(providers_hints)
+        if self.policy == POLICY_SINGLE_NUMA_NODE:
+            lists = filter_single_numa_hints(lists)
+        best = best_of(lists)
+        if self.policy == POLICY_SINGLE_NUMA_NODE and best.mask == self.default_mask:
+            best = Hint(None, best.preferred)
+        if self.policy == POLICY_BEST_EFFORT:
+            return best, True
+        return best, best.preferred
+
+    def _best_exhaustive(self, lists: list[list[Hint]]) -> Hint:
+        """HintMerger.Merge: every permutation, first list outermost, folded with compare()."""
+        default = self.default_mask
+        target = max_of_min_affinity_counts(lists)
+        best: Hint | None = None
+        for permutation in itertools.product(*lists):
+            preferred = True
+            merged = default
+            first: int | None = None
+            for mask, hint_preferred in permutation:
+                if mask is not None:
+                    if first is None:
+                        first = mask
+                    elif mask != first:
+                        preferred = False
+                    merged &= mask
+                if not hint_preferred:
+                    preferred = False
+            best = self.compare(best, Hint(merged, preferred), target)
+        if best is None:
+            return Hint(default, False)
+        return best
+
+    def _best_fast(self, lists: list[list[Hint]]) -> Hint:
+        default = self.default_mask
+        preferred = self._preferred_candidates(lists)
+        if preferred:
+            return Hint(min(preferred, key=self.pick_key), True)
+
+        # No preferred candidate: the reachable non-zero ANDs, nil standing for default.
+        mask_sets = []
+        for hints in lists:
+            mask_sets.append({default if h.mask is None else h.mask & default for h in hints})
+        reachable = self._reachable(mask_sets)
+        if not reachable:
+            return Hint(default, False)
+        target = max_of_min_affinity_counts(lists)
+        return Hint(min(reachable, key=lambda m: self._np_rank(m, target)), False)
+
+    def _preferred_candidates(self, lists: list[list[Hint]]) -> set[int]:
+        """Non-zero merged masks of the preferred permutations."""
+        default = self.default_mask
+        every_list_has_nil = True
+        offered_anywhere: set[int] = set()
+        offered_everywhere: set[int] | None = None  # over lists without (nil, True)
+        for hints in lists:
+            masks = {h.mask for h in hints if h.preferred}
+            if None in masks:
+                masks.discard(None)
+                offered_anywhere |= masks  # type: ignore[arg-type]
+                continue
+            every_list_has_nil = False
+            if offered_everywhere is None:
+                offered_everywhere = masks  # type: ignore[assignment]
+            else:
+                offered_everywhere &= masks  # type: ignore[operator]
+            if not offered_everywhere:
+                return set()
+        if every_list_has_nil:
+            # any single list's mask with nil elsewhere, or nil everywhere (= default)
+            candidates = {m & default for m in offered_anywhere}
+            candidates.add(default)
+        else:
+            assert offered_everywhere is not None
+            candidates = {m & default for m in offered_everywhere}
+        candidates.discard(0)
+        return candidates
+
+    def _reachable(self, mask_sets: list[set[int]]) -> set[int]:
+        """Non-zero values of default & m_1 & ... & m_k over all picks m_i from mask_sets[i]."""
+        default = self.default_mask
+        reachable = {default}
+        # Smaller sets first keeps the intermediate sets small; the result does not depend on
+        # the order (AND is commutative and associative).
+        remaining = sorted(mask_sets, key=len)
+        for index, masks in enumerate(remaining):
+            if masks == {default}:
+                continue
+            if (
+                len(reachable) * len(masks) > _PAIRWISE_WORK_LIMIT
+                and len(self.numa_ids) <= _TRANSFORM_MAX_NODES
+            ):
+                return reachable_by_transform([reachable, *remaining[index:]], default)
+            reachable = {s & m for s in reachable for m in masks}
+            reachable.discard(0)
+            if not reachable:
+                break
+        return reachable
+
+    # -- admission ------------------------------------------------------------------------
+
+    def admit(self, pod: Pod, providers: Sequence[HintProvider]) -> dict[str, Hint]:
+        """Admit the pod (§2.5): the hint stored per container name. Raises AdmissionError with
+        the kubelet's reason and message when the pod is rejected."""
+        stored: dict[str, Hint] = {}
+        if self.policy == POLICY_NONE:
+            for container in pod.all_containers():
+                stored[container.name] = NO_HINT
+                self._allocate(pod, container, NO_HINT, providers)
+            return stored
+        if self.scope == SCOPE_POD:
+            best, admit = self.merge([p.get_pod_topology_hints(pod) for p in providers])
+            if not admit:
+                raise _topology_affinity_error()
+            for container in pod.all_containers():
+                stored[container.name] = best
+                self._allocate(pod, container, best, providers)
+            return stored
+        for container in pod.all_containers():
+            best, admit = self.merge([p.get_topology_hints(pod, container) for p in providers])
+            if not admit:
+                raise _topology_affinity_error()
+            stored[container.name] = best
+            self._allocate(pod, container, best, providers)
+        return stored
+
+    @staticmethod
+    def _allocate(
+        pod: Pod, container: Container, hint: Hint, providers: Sequence[HintProvider]
+    ) -> None:
+        for provider in providers:
+            try:
+                provider.allocate(pod, container, hint)
+            except AllocationError as exc:
+                raise exc.to_admission_error() from exc
+
+
+def _topology_affinity_error() -> AdmissionError:
+    # A fresh instance per rejection: raising the shared constant would chain tracebacks.
+    return AdmissionError(TOPOLOGY_AFFINITY_ERROR.reason, TOPOLOGY_AFFINITY_ERROR.message)
+
+
+def reachable_by_transform(mask_sets: Sequence[Iterable[int]], default: int) -> set[int]:
+    """Same result as the pairwise AND sets, in O(k * n * 2**n) big-int work whatever the
+    list sizes: with N_i(x) = #{m in set i : m ⊇ x} (superset sums), the number of picks whose
+    AND is ⊇ x is the product of N_i(x), and Möbius inversion gives the number of picks whose
+    AND is exactly t; t is reachable iff that number is positive. Masks must be submasks of
+    `default`; the transform runs on the n bits of `default`, packed one field per subset."""
+    positions = [i for i in range(default.bit_length()) if default >> i & 1]
+    n = len(positions)
+    size = 1 << n
+    contiguous = default == size - 1
+
+    def compress(mask: int) -> int:
+        if contiguous:
+            return mask
+        packed = 0
+        for k, p in enumerate(positions):
+            if mask >> p & 1:
+                packed |= 1 << k
+        return packed
+
+    # Counts per field stay <= 2**n during the per-set transform: 16-bit fields for n <= 15.
+    width = 16
+    products = [1] * size
+    for masks in mask_sets:
+        indicator = 0
+        for c in {compress(m) for m in masks}:
+            indicator |= 1 << (width * c)
+        if not indicator:
+            return set()
+        counts = _superset_sums(indicator, n, width)
+        view = memoryview(counts.to_bytes(size * 2, sys.byteorder)).cast("H")
+        products = [a * b for a, b in zip(products, view, strict=True)]
+    # Möbius inversion on fields wide enough for the largest product.
+    width = -(-(max(products).bit_length() + 1) // 8) * 8
+    field_bytes = width // 8
+    packed = int.from_bytes(b"".join(v.to_bytes(field_bytes, "little") for v in products), "little")
+    exact = _superset_differences(packed, n, width)
+    raw = exact.to_bytes(size * field_bytes, "little")
+    zero_field = bytes(field_bytes)
+    reachable = set()
+    for c in range(1, size):
+        if raw[c * field_bytes : (c + 1) * field_bytes] != zero_field:
+            reachable.add(_expand(c, positions) if not contiguous else c)
+    return reachable
+
+
+def _expand(packed: int, positions: Sequence[int]) -> int:
+    mask = 0
+    for k, p in enumerate(positions):
+        if packed >> k & 1:
+            mask |= 1 << p
+    return mask
+
+
+def _low_fields_mask(n: int, width: int, bit: int) -> int:
+    """All-ones in the fields whose subset index lacks `bit`."""
+    field = (1 << width) - 1
+    mask = 0
+    for index in range(1 << n):
+        if not index >> bit & 1:
+            mask |= field << (width * index)
+    return mask
+
+
+_LOW_FIELDS_CACHE: dict[tuple[int, int, int], int] = {}
+
+
+def _low_fields(n: int, width: int, bit: int) -> int:
+    key = (n, width, bit)
+    mask = _LOW_FIELDS_CACHE.get(key)
+    if mask is None:
+        mask = _LOW_FIELDS_CACHE[key] = _low_fields_mask(n, width, bit)
+    return mask
+
+
+def _superset_sums(packed: int, n: int, width: int) -> int:
+    """Field x += field (x | 1<<bit), for every bit: sums over supersets. No carries: every
+    sum stays below 2**n < 2**width."""
+    for bit in range(n):
+        packed += (packed >> (width << bit)) & _low_fields(n, width, bit)
+    return packed
+
+
+def _superset_differences(packed: int, n: int, width: int) -> int:
+    """Inverse of _superset_sums. No borrows: every partial inverse is a partial superset sum
+    of non-negative counts, so no field goes negative."""
+    for bit in range(n):
+        packed -= (packed >> (width << bit)) & _low_fields(n, width, bit)
+    return packed
