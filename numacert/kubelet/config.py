@@ -37,6 +37,9 @@ class KubeletConfig:
     feature_gates: dict[str, bool] = field(default_factory=dict)
     fail_cgroup_v1: bool | None = None
     extra: dict = field(default_factory=dict)
+    # camelCase keys the source set explicitly (even to the default value), so rendering writes
+    # them back; fields not listed are written only when they differ from the default.
+    explicit: set[str] = field(default_factory=set, compare=False, repr=False)
 
     # Convenience predicates used by the oracle -------------------------------------------
     def cpu_option(self, name: str) -> bool:
