@@ -175,8 +175,13 @@ def parse_snapshot(text: str, where: str) -> Topology:
         why = "every online CPU has one"
         sockets[cpu] = snap.integer(f"cpu/{cpu}/physical_package_id", why)
         core_ids[cpu] = snap.integer(f"cpu/{cpu}/core_id", why)
-        if snap.has(f"cpu/{cpu}/thread_siblings_list"):
-            snap.cpuset(f"cpu/{cpu}/thread_siblings_list")
+        # Optional pieces only cadvisor's first thread per core uses: still checked, since a
+        # garbled value anywhere means the snapshot cannot be trusted.
+        for key in (f"cpu/{cpu}/thread_siblings_list", f"cpu/{cpu}/l3/shared_cpu_list"):
+            if snap.has(key):
+                snap.cpuset(key)
+        if snap.has(f"cpu/{cpu}/l3/id"):
+            snap.integer(f"cpu/{cpu}/l3/id")
     if not snap.nodes:
         # cadvisor's getCPUTopology: one node per physical package.
         node_of = dict(sockets)
