@@ -98,8 +98,9 @@ def tm_option_level(name: str, minor: int) -> str | None:
 
 
 def gate_enabled(gate: str, minor: int, feature_gates: dict[str, bool]) -> bool:
-    """The gate's value in 1.<minor> given the config's featureGates (explicit value wins)."""
-    if gate in feature_gates:
+    """The gate's value in 1.<minor> given the config's featureGates (explicit value wins,
+    except on a locked gate: that setting is an error of its own, reported once)."""
+    if gate in feature_gates and not gate_locked(gate, minor):
         return bool(feature_gates[gate])
     return GATES[gate][minor][0]
 
