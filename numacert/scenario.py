@@ -14,7 +14,7 @@ import yaml
 
 from numacert.errors import InputError
 from numacert.kubelet.config import KubeletConfig
-from numacert.kubelet.parse import config_from_dict
+from numacert.kubelet.parse import from_dict as kubelet_from_dict
 from numacert.kubelet.validate import validate
 from numacert.oracle.pod import Pod, pod_from_manifest
 from numacert.topology.model import Topology
@@ -81,8 +81,8 @@ def scenario_from_dict(data: object, where: str = "scenario") -> Scenario:
     kubelet_raw = data.get("kubelet") or {}
     if not isinstance(kubelet_raw, dict):
         raise InputError("kubelet must be a mapping of KubeletConfiguration fields", f"{where}: kubelet")
-    kubelet = config_from_dict(kubelet_raw, f"{where}: kubelet")
-    validate(kubelet, topology, k8s_minor, where=f"{where}: kubelet")
+    kubelet = kubelet_from_dict(kubelet_raw, source=where, prefix="kubelet.")
+    validate(kubelet, topology, k8s_minor, raise_first=True, source=where)
 
     cpu_state = memory_state = None
     state = data.get("state")
