@@ -826,6 +826,24 @@ def _complete_cache(version: str, etcd_version: str,
     return None
 
 
+def find_cached(version: str = DEFAULT_K8S_VERSION,
+                etcd_version: str | None = None) -> Binaries | None:
+    """The complete set already in the cache, without building or downloading anything."""
+    etcd_v = etcd_version or etcd_version_for(version)
+    paths = _complete_cache(version, etcd_v, K8S_COMPONENTS)
+    if paths is None:
+        return None
+    for d in (k8s_release_dir(version) / "bin", k8s_build_dir(version) / "bin"):
+        if _cached_ok(d, "kubectl", version):
+            paths["kubectl"] = d / "kubectl"
+            break
+    else:
+        k = _system_kubectl()
+        if k is not None:
+            paths["kubectl"] = k
+    return Binaries(version=version, etcd_version=etcd_v, source="cache", paths=paths)
+
+
 def _system_kubectl() -> Path | None:
     found = shutil.which("kubectl")
     return Path(found) if found else None
@@ -852,6 +870,10 @@ def resolve(version: str = DEFAULT_K8S_VERSION, source: str = "auto",
     comps: list[str] = list(K8S_COMPONENTS) + (["kubectl"] if with_kubectl else [])
 
     def done(paths: dict[str, Path], how: str) -> Binaries:
+        if "kubectl" not in paths and how in ("cache", "build"):
+            built = k8s_build_dir(version) / "bin"
+            if _cached_ok(built, "kubectl", version):
+                paths["kubectl"] = built / "kubectl"
         if "kubectl" not in paths:
             k = _system_kubectl()
             if k is not None:

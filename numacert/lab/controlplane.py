@@ -366,27 +366,34 @@ class ControlPlane:
 
     def start(self, timeout: float = 300.0) -> None:
         """Start whatever is not running, then wait until everything is ready. If the whole
-        control plane is already running and ready, do nothing."""
+        control plane is already running and ready, do nothing. If starting fails, the
+        processes this call started are stopped again (their logs stay) and the error names
+        the component and its log."""
         if self.is_running() and self._ready_problems() == []:
             return
         self.prepare()
         for c in COMPONENTS:  # records of processes that died since: they would read as crashes
             if self._pid_if_alive(c) is None:
                 self._pidfile(c).unlink(missing_ok=True)
-        for c in COMPONENTS:
-            if self._pid_if_alive(c) is not None:
-                continue
-            self.check_ports_free([c])
-            self._spawn(c)
-            if c == "etcd":
-                # The apiserver gives up on an unreachable etcd only slowly; wait here so that
-                # an etcd failure is reported as one.
-                self._wait(lambda: self._etcd_healthy(), "etcd /health", min(timeout, 120.0))
-            if c == "kube-apiserver":
-                self._wait(lambda: self._https_ok(self.ports.apiserver, "/readyz"),
-                           "kube-apiserver /readyz", timeout)
-                self._ensure_rbac()
-        self.wait_ready(timeout)
+        to_start = [c for c in COMPONENTS if self._pid_if_alive(c) is None]
+        self.check_ports_free(to_start)  # all of them before anything is started
+        started: list[str] = []
+        try:
+            for c in to_start:
+                self._spawn(c)
+                started.append(c)
+                if c == "etcd":
+                    # The apiserver waits for an unreachable etcd for a long time; wait here
+                    # so that an etcd failure is reported as one.
+                    self._wait(self._etcd_healthy, "etcd /health", min(timeout, 120.0))
+                if c == "kube-apiserver":
+                    self._wait(lambda: self._https_ok(self.ports.apiserver, "/readyz"),
+                               "kube-apiserver /readyz", timeout)
+                    self._ensure_rbac()
+            self.wait_ready(timeout)
+        except BaseException:
+            self._stop_components(started)
+            raise
 
     def _wait(self, ok: Any, what: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -440,11 +447,30 @@ class ControlPlane:
     def stop(self, grace: float = 20.0) -> None:
         """SIGTERM every component (reverse start order), SIGKILL what is left after `grace`
         seconds, and make sure no process and no listening port remains."""
+        stopped = self._stop_components(COMPONENTS, grace)
+        by = self.ports.by_component()
+        # Only the ports of what we stopped: another program on 6443 is not ours to judge.
+        mine = [p for c in stopped for p in by[c]]
+        deadline = time.monotonic() + 10
+        busy: list[int] = []
+        while time.monotonic() < deadline:
+            busy = [p for p in mine if port_in_use(p)]
+            if not busy:
+                return
+            time.sleep(0.2)
+        raise InfrastructureError(f"ports still in use after stopping the control plane: {busy}")
+
+    def _stop_components(self, components: Sequence[str], grace: float = 20.0) -> list[str]:
+        """Stop those of `components` that have a process record; return their names."""
+        stopped: list[str] = []
         for c in reversed(COMPONENTS):
+            if c not in components:
+                continue
             rec = self._read_pid(c)
             if rec is None:
                 continue
             pid, start = rec["pid"], rec.get("starttime")
+            stopped.append(c)
             if _alive(pid, start):
                 _signal_group(pid, signal.SIGTERM)
                 deadline = time.monotonic() + grace
@@ -459,14 +485,7 @@ class ControlPlane:
                     raise InfrastructureError(f"{c} (pid {pid}) survived SIGKILL")
                 _wait_reaped(pid, start)
             self._pidfile(c).unlink(missing_ok=True)
-        deadline = time.monotonic() + 10
-        busy: list[int] = []
-        while time.monotonic() < deadline:
-            busy = [p for ps in self.ports.by_component().values() for p in ps if port_in_use(p)]
-            if not busy:
-                return
-            time.sleep(0.2)
-        raise InfrastructureError(f"ports still in use after stopping the control plane: {busy}")
+        return stopped
 
     def status(self) -> dict[str, Any]:
         """A summary: per component pid/running/ports/log, readiness, kubeconfig, server."""
