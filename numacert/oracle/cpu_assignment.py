@@ -70,6 +70,8 @@ class TopologyIndex:
         pairs["uncore_in_numa"] = {}
         self.numa_of: dict[int, int] = {}
         self.socket_of: dict[int, int] = {}
+        self.core_of: dict[int, int] = {}
+        self.uncore_of: dict[int, int] = {}
         for c in topology.cpus:
             numa.setdefault(c.numa, set()).add(c.id)
             socket.setdefault(c.socket, set()).add(c.id)
@@ -77,6 +79,8 @@ class TopologyIndex:
             uncore.setdefault(c.uncore, set()).add(c.id)
             self.numa_of[c.id] = c.numa
             self.socket_of[c.id] = c.socket
+            self.core_of[c.id] = c.core
+            self.uncore_of[c.id] = c.uncore
             pairs["socket_in_numa"].setdefault((c.numa, c.socket), set()).add(c.id)
             pairs["numa_in_socket"].setdefault((c.socket, c.numa), set()).add(c.id)
             pairs["core_in_socket"].setdefault((c.socket, c.core), set()).add(c.id)
@@ -111,6 +115,9 @@ class TopologyIndex:
         for lst in self.cores_in_uncore.values():
             lst.sort()
         self.numa_ids: tuple[int, ...] = tuple(self.numa_sets)
+        # Indexed by the accumulator's unit kinds (_NUMA, _SOCKET, _CORE, _UNCORE).
+        self.sets_of_kind = (self.numa_sets, self.socket_sets, self.core_sets, self.uncore_sets)
+        self.unit_of_kind = (self.numa_of, self.socket_of, self.core_of, self.uncore_of)
         self.num_cpus = topology.num_cpus
         self.num_sockets = topology.num_sockets
         self.num_numa_nodes = topology.num_numa_nodes
@@ -161,10 +168,17 @@ def take_by_topology(
 # ---- accumulator ---------------------------------------------------------------------------
 
 
-class _Acc:
-    """The kubelet's cpuAccumulator: free candidates, what is still needed, the result."""
+_NUMA, _SOCKET, _CORE, _UNCORE = range(4)
 
-    __slots__ = ("ix", "free", "need", "result", "numa_first")
+
+class _Acc:
+    """The kubelet's cpuAccumulator: free candidates, what is still needed, the result.
+
+    Free-CPU counts per unit are computed on first use and kept current by `take`, so the
+    repeated orderings of one call cost dictionary lookups, not set intersections.
+    """
+
+    __slots__ = ("ix", "free", "need", "result", "numa_first", "_counts")
 
     def __init__(self, ix: TopologyIndex, available: Iterable[int], n: int, numa_first: bool):
         self.ix = ix
@@ -172,13 +186,31 @@ class _Acc:
         self.need = n
         self.result: set[int] = set()
         self.numa_first = numa_first
+        self._counts: tuple[dict[int, int], ...] = ({}, {}, {}, {})
+
+    def count(self, kind: int, unit: int) -> int:
+        """Free CPUs in a NUMA node / socket / core / uncore cache."""
+        cache = self._counts[kind]
+        k = cache.get(unit)
+        if k is None:
+            k = cache[unit] = len(self.free.intersection(self.ix.sets_of_kind[kind][unit]))
+        return k
 
     def take(self, cpus: Iterable[int]) -> None:
         # The kubelet subtracts the size of the set it takes (whole topology units).
         cpus = list(cpus)
+        free = self.free
+        new = [c for c in cpus if c in free]
         self.result.update(cpus)
-        self.free.difference_update(cpus)
+        free.difference_update(new)
         self.need -= len(cpus)
+        for kind, cache in enumerate(self._counts):
+            if cache:
+                unit_of = self.ix.unit_of_kind[kind]
+                for c in new:
+                    u = unit_of[c]
+                    if u in cache:
+                        cache[u] -= 1
 
     @property
     def satisfied(self) -> bool:
@@ -189,25 +221,23 @@ class _Acc:
         return self.need > len(self.free)
 
     # ---- orderings: ascending free-CPU count, ties by id; concatenations keep first ---------
-    def _sort(self, ids: Iterable[int], sets: Mapping[int, frozenset[int]]) -> list[int]:
-        free = self.free
-        keyed = [(len(free.intersection(sets[i])), i) for i in ids]
+    def _sort(self, ids: Iterable[int], kind: int) -> list[int]:
+        count = self.count
+        keyed = [(count(kind, i), i) for i in ids]
         keyed.sort()
         return [i for k, i in keyed if k]
 
-    def _children(
-        self, parents: Iterable[int], rel: _Rel, sets: Mapping[int, frozenset[int]]
-    ) -> Iterator[int]:
+    def _children(self, parents: Iterable[int], rel: _Rel, kind: int) -> Iterator[int]:
         """Children with free CPUs inside each parent, parent by parent, each sorted by its
         own free count. Lazy per parent: children of different parents are disjoint, so a
         later parent's order is the same whenever it is computed."""
-        free = self.free
+        free, count = self.free, self.count
         seen: set[int] = set()
         for p in parents:
             keyed = []
             for child, part in rel.get(p, ()):
                 if child not in seen and not free.isdisjoint(part):
-                    keyed.append((len(free.intersection(sets[child])), child))
+                    keyed.append((count(kind, child), child))
             keyed.sort()
             for _, child in keyed:
                 seen.add(child)
@@ -216,24 +246,24 @@ class _Acc:
     def numa_order(self) -> list[int]:
         ix = self.ix
         if self.numa_first:
-            return self._sort(ix.numa_ids, ix.numa_sets)
-        return list(self._children(self.socket_order(), ix.numa_in_socket, ix.numa_sets))
+            return self._sort(ix.numa_ids, _NUMA)
+        return list(self._children(self.socket_order(), ix.numa_in_socket, _NUMA))
 
     def socket_order(self) -> list[int]:
         ix = self.ix
         if self.numa_first:
-            return list(self._children(self.numa_order(), ix.socket_in_numa, ix.socket_sets))
-        return self._sort(ix.socket_sets, ix.socket_sets)
+            return list(self._children(self.numa_order(), ix.socket_in_numa, _SOCKET))
+        return self._sort(ix.socket_sets, _SOCKET)
 
     def core_order(self) -> Iterator[int]:
         ix = self.ix
         if self.numa_first:
-            return self._children(self.socket_order(), ix.core_in_socket, ix.core_sets)
-        return self._children(self.numa_order(), ix.core_in_numa, ix.core_sets)
+            return self._children(self.socket_order(), ix.core_in_socket, _CORE)
+        return self._children(self.numa_order(), ix.core_in_numa, _CORE)
 
     def uncore_order(self) -> list[int]:
         ix = self.ix
-        return list(self._children(self.numa_order(), ix.uncore_in_numa, ix.uncore_sets))
+        return list(self._children(self.numa_order(), ix.uncore_in_numa, _UNCORE))
 
     def cpu_order(self, spread: bool) -> Iterator[int]:
         free = self.free
@@ -251,26 +281,27 @@ class _Acc:
                     yield cpu
 
     # ---- steps -----------------------------------------------------------------------------
-    def take_full_numa_nodes(self) -> None:
-        sets = self.ix.numa_sets
-        for u in [
-            u for u in self.numa_order() if len(self.free.intersection(sets[u])) == len(sets[u])
-        ]:
+    def _take_free_units(self, order: list[int], kind: int, free_size: int | None) -> None:
+        """Take every free unit of `order` (its list computed before the first take) that the
+        request still needs whole. free_size None = a unit is free when all its CPUs are."""
+        sets = self.ix.sets_of_kind[kind]
+        count = self.count
+        units = [
+            u for u in order if count(kind, u) == (len(sets[u]) if free_size is None else free_size)
+        ]
+        for u in units:
             if self.need >= len(sets[u]):
                 self.take(sets[u])
+
+    def take_full_numa_nodes(self) -> None:
+        self._take_free_units(self.numa_order(), _NUMA, None)
 
     def take_full_sockets(self) -> None:
-        sets, size = self.ix.socket_sets, self.ix.cpus_per_socket
-        for u in [u for u in self.socket_order() if len(self.free.intersection(sets[u])) == size]:
-            if self.need >= len(sets[u]):
-                self.take(sets[u])
+        # A socket is free when its free count equals CPUsPerSocket (the kubelet's test).
+        self._take_free_units(self.socket_order(), _SOCKET, self.ix.cpus_per_socket)
 
     def take_full_uncores(self) -> None:
-        sets = self.ix.uncore_sets
-        order = self.uncore_order()
-        for u in [u for u in order if len(self.free.intersection(sets[u])) == len(sets[u])]:
-            if self.need >= len(sets[u]):
-                self.take(sets[u])
+        self._take_free_units(self.uncore_order(), _UNCORE, None)
 
     def take_partial_uncore(self, uncore: int) -> None:
         ix, free = self.ix, self.free
@@ -300,14 +331,15 @@ class _Acc:
 
     def take_full_cores(self) -> None:
         sets, size = self.ix.core_sets, self.ix.cpus_per_core
+        count = self.count
+        if self.need < size:
+            return  # no free core fits (a free core holds >= CPUsPerCore CPUs)
         for core in self.core_order():
-            if self.need < size:
-                return  # no free core can fit any more (free cores hold >= size CPUs)
-            if len(self.free.intersection(sets[core])) != size:
+            if count(_CORE, core) != size:
                 continue
             if self.need >= len(sets[core]):
                 self.take(sets[core])
-                if self.satisfied:
+                if self.need < size:
                     return
 
     def take_remaining_cpus(self, spread: bool) -> None:

@@ -186,24 +186,32 @@ class CPUManager:
         return -(-millis // 1000)
 
     def _init_hint_tables(self) -> None:
-        """Per NUMA mask in IterateBitMasks order: (mask, index of the mask without its lowest
-        node, that node, node count, total CPUs, sockets spanned)."""
-        topo, ix = self.topology, self._ix
-        nodes = topo.cpu_numa_ids
-        index: dict[int, int] = {0: 0}
-        rows: list[tuple[int, int, int, int, int, int]] = []
+        """Per NUMA mask in IterateBitMasks order (row i+1): its mask, the row of the mask
+        without its lowest node, that node, node count, total CPUs, sockets spanned, and the
+        two Hint objects it can produce (hints are immutable, so they are shared)."""
+        nodes, ix = self.topology.cpu_numa_ids, self._ix
+        row_of: dict[int, int] = {0: 0}
+        self._masks: list[int] = []
+        self._parents: list[int] = []
+        self._lows: list[int] = []
+        self._sizes: list[int] = []
+        self._totals: list[int] = []
+        self._sockets: list[int] = []
         for size in range(1, len(nodes) + 1):
             for combo in combinations(nodes, size):
                 mask = 0
                 for n in combo:
                     mask |= 1 << n
                 low = combo[0]
-                total = sum(len(ix.numa_sets[n]) for n in combo)
-                sockets = len({s for n in combo for s, _ in ix.socket_in_numa[n]})
-                index[mask] = len(rows) + 1
-                rows.append((mask, index[mask & ~(1 << low)], low, size, total, sockets))
-        self._mask_rows = rows
-        self._min_affinity_cache: dict[int, int] = {}
+                self._masks.append(mask)
+                self._parents.append(row_of[mask & ~(1 << low)])
+                self._lows.append(low)
+                self._sizes.append(size)
+                self._totals.append(sum(len(ix.numa_sets[n]) for n in combo))
+                self._sockets.append(len({s for n in combo for s, _ in ix.socket_in_numa[n]}))
+                row_of[mask] = len(self._masks)
+        self._hint_objs = [(Hint(m, False), Hint(m, True)) for m in self._masks]
+        self._prefer_cache: dict[int, list[Hint]] = {}
         self._aligned_sets: dict[int, frozenset[int]] = {}
 
     # ---- state -----------------------------------------------------------------------------
@@ -387,18 +395,34 @@ class CPUManager:
             counts[numa_of[c]] += 1
         return self._hints(counts, CPUSet(), request)
 
-    def _min_affinity(self, request: int) -> int:
-        hit = self._min_affinity_cache.get(request)
-        if hit is None:
-            hit = len(self.topology.cpu_numa_ids)
-            for _, _, _, size, total, _ in self._mask_rows:
-                if total >= request:
-                    hit = size
-                    break  # rows are ordered by size
-            self._min_affinity_cache[request] = hit
+    def _candidates(self, request: int) -> list[Hint]:
+        """Per row, the hint it gives if kept, Preferred already decided for this request
+        size: count == minAffinitySize, or socket-aligned under align-by-socket."""
+        hit = self._prefer_cache.get(request)
+        if hit is not None:
+            return hit
+        topo = self.topology
+        min_size = len(topo.cpu_numa_ids)
+        for size, total in zip(self._sizes, self._totals, strict=True):
+            if total >= request:
+                min_size = size
+                break  # rows are ordered by size
+        min_sockets = -1
+        if self.options["align-by-socket"]:
+            per_socket = topo.num_numa_nodes // topo.num_sockets
+            if per_socket:
+                min_sockets = -(-min_size // per_socket)
+        hit = []
+        for objs, size, sockets in zip(self._hint_objs, self._sizes, self._sockets, strict=True):
+            hit.append(objs[size == min_size or sockets == min_sockets])
+        if len(self._prefer_cache) > 512:
+            self._prefer_cache.clear()
+        self._prefer_cache[request] = hit
         return hit
 
-    def _hints(self, free_numa: Mapping[int, int], reusable: Iterable[int], request: int):
+    def _hints(
+        self, free_numa: Mapping[int, int], reusable: Iterable[int], request: int
+    ) -> list[Hint]:
         """generateCPUTopologyHints over per-NUMA counts of the available CPUs."""
         numa_of = self._ix.numa_of
         reuse_mask = 0
@@ -406,21 +430,26 @@ class CPUManager:
         for c in reusable:
             reuse_mask |= 1 << numa_of[c]
             n_reuse += 1
-        min_size = self._min_affinity(request)
-        min_sockets = 0
-        if self.options["align-by-socket"]:
-            per_socket = self.topology.num_numa_nodes // self.topology.num_sockets
-            if per_socket:
-                min_sockets = -(-min_size // per_socket)
         need = request - n_reuse
-        counts = [0] * (len(self._mask_rows) + 1)
+        cands = self._candidates(request)
+        counts = [0]
+        append = counts.append
         hints: list[Hint] = []
-        for i, (mask, parent, low, size, _total, sockets) in enumerate(self._mask_rows, 1):
-            c = counts[parent] + free_numa[low]
-            counts[i] = c
-            if reuse_mask & ~mask or c < need:
-                continue
-            hints.append(Hint(mask, size == min_size or sockets == min_sockets))
+        keep = hints.append
+        if reuse_mask:
+            for parent, low, mask, h in zip(
+                self._parents, self._lows, self._masks, cands, strict=True
+            ):
+                c = counts[parent] + free_numa[low]
+                append(c)
+                if c >= need and not reuse_mask & ~mask:
+                    keep(h)
+        else:
+            for parent, low, h in zip(self._parents, self._lows, cands, strict=True):
+                c = counts[parent] + free_numa[low]
+                append(c)
+                if c >= need:
+                    keep(h)
         return hints
 
     # ---- allocation ------------------------------------------------------------------------
