@@ -276,8 +276,11 @@ def test_from_policy_options():
 # ---- properties over generated topologies ---------------------------------------------------
 
 
-def generated(sockets: int, numa_per_socket: int, cores_per_numa: int, threads: int) -> Topology:
-    """Linux-style numbering: first threads of every core, then the second threads, ..."""
+def generated(
+    sockets: int, numa_per_socket: int, cores_per_numa: int, threads: int, cores_per_l3: int = 0
+) -> Topology:
+    """Linux-style numbering: first threads of every core, then the second threads, ...
+    cores_per_l3 > 0 splits cores into L3 (uncore) groups; 0 leaves the socket fallback."""
     rows = []
     ncores = sockets * numa_per_socket * cores_per_numa
     for t in range(threads):
@@ -289,6 +292,7 @@ def generated(sockets: int, numa_per_socket: int, cores_per_numa: int, threads: 
                     "socket": numa // numa_per_socket,
                     "numa": numa,
                     "core": core,
+                    "uncore": core // cores_per_l3 if cores_per_l3 else None,
                 }
             )
     return build(rows)
@@ -300,6 +304,7 @@ topologies = st.builds(
     st.integers(1, 2),
     st.integers(1, 4),
     st.integers(1, 2),
+    st.integers(0, 3),
 )
 
 OPTION_SETS = [

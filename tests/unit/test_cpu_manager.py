@@ -582,11 +582,16 @@ def check_invariants(m: CPUManager, topo) -> None:
 
 
 topologies = st.builds(
-    generated, st.integers(1, 2), st.integers(1, 2), st.integers(1, 3), st.integers(1, 2)
+    generated,
+    st.integers(1, 2),
+    st.integers(1, 2),
+    st.integers(1, 3),
+    st.integers(1, 2),
+    st.integers(0, 2),
 )
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(topologies, st.sampled_from(OPTION_CHOICES), st.integers(1, 2), ops_st)
 def test_random_pod_sequences(topo, options, reserve, ops):
     if "align-by-socket" in options and topo.num_sockets > topo.num_numa_nodes:
