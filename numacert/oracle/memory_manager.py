@@ -702,7 +702,7 @@ class MemoryManager:
             return
         expected = self.machine_state()
         actual = _parse_machine_state(stored, f"{where}.machineState")
-        if not _machine_states_equal(actual, expected):
+        if not _machine_states_equal(actual, expected, entries):
             raise KubeletStartError(ERR_STATE_DIFFERS)
         self._load_machine_state(actual)
 
@@ -790,17 +790,52 @@ def _parse_machine_state(raw: Mapping, where: str) -> dict:
     return out
 
 
-def _machine_states_equal(actual: dict, expected: dict) -> bool:
-    """areMachineStatesEqual: per node the same assignments, group, and per type the same
-    total/systemReserved/allocatable; free and reserved compared summed over the node's group
-    (a multi-NUMA allocation may be split differently between the group's nodes)."""
+def _machine_states_equal(
+    actual: dict, expected: dict, entries: dict[str, dict[str, list[Block]]]
+) -> bool:
+    """areMachineStatesEqual, made independent of the order the entries are replayed in.
+
+    The kubelet replays the entries in Go map order (random), so where blocks of different
+    NUMA sets share a node (a single-NUMA allocation on a node of a group), the re-derived
+    `cells` and the split of free/reserved between nodes depend on that order. Compared here:
+    per node numberOfAssignments and total/systemReserved/allocatable exactly; `cells` must be
+    the NUMA set of some block on that node (the last one replayed), or the node alone when no
+    block uses it; free and reserved summed over each set of nodes linked by blocks or cells.
+    """
     if actual.keys() != expected.keys():
         return False
+    touching: dict[str, set[tuple[int, ...]]] = {k: set() for k in actual}
+    parent = {k: k for k in actual}
+
+    def find(k: str) -> str:
+        while parent[k] != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    def link(keys: list[str]) -> bool:
+        for k in keys:
+            if k not in parent:
+                return False
+            parent[find(k)] = find(keys[0])
+        return True
+
+    for containers in entries.values():
+        for blocks in containers.values():
+            for b in blocks:
+                group = tuple(sorted(set(b.numa_affinity)))
+                keys = [str(n) for n in group]
+                if not link(keys):
+                    return False
+                for k in keys:
+                    touching[k].add(group)
     for key, a in actual.items():
         e = expected[key]
         if a["numberOfAssignments"] != e["numberOfAssignments"]:
             return False
-        if sorted(a["cells"]) != sorted(e["cells"]):
+        cells = tuple(sorted(set(a["cells"])))
+        allowed = touching[key] if a["numberOfAssignments"] else {(int(key),)}
+        if cells not in allowed or not link([str(c) for c in cells]):
             return False
         if a["memoryMap"].keys() != e["memoryMap"].keys():
             return False
@@ -808,16 +843,13 @@ def _machine_states_equal(actual: dict, expected: dict) -> bool:
             te = e["memoryMap"][name]
             if any(ta[f] != te[f] for f in ("total", "systemReserved", "allocatable")):
                 return False
-            sums = []
-            for state in (actual, expected):
-                free = reserved = 0
-                for c in a["cells"]:
-                    table = state.get(str(c), {}).get("memoryMap", {}).get(name)
-                    if table is None:
-                        return False
-                    free += table["free"]
-                    reserved += table["reserved"]
-                sums.append((free, reserved))
-            if sums[0] != sums[1]:
-                return False
-    return True
+    sums: dict[tuple[str, str, str], list[int]] = {}
+    for which, state in (("a", actual), ("e", expected)):
+        for key, node in state.items():
+            for name, t in node["memoryMap"].items():
+                acc = sums.setdefault((find(key), name, which), [0, 0])
+                acc[0] += t["free"]
+                acc[1] += t["reserved"]
+    return all(
+        v == sums.get((root, name, "e" if w == "a" else "a")) for (root, name, w), v in sums.items()
+    )
