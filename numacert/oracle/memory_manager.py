@@ -10,8 +10,11 @@ Representation (chosen for speed; the kubelet iterates up to 2**n - 1 masks per 
   NUMA sets by *local masks* over positions. Hints, blocks and state files use real node ids.
   Positions are monotonic in ids, so counts and numeric mask order agree in both spaces.
 * Per resource type, free and allocatable amounts are lists by position, and the sums over every
-  local mask come from a subset-sum table (sum[m] = sum[m without lowest bit] + value[lowest
-  bit]). Allocatable sums never change; free sums are recomputed lazily after a change.
+  local mask come from a subset-sum table (sum[m] = sum[m without its highest bit] + value of
+  that bit, built by doubling the table once per node). Allocatable sums never change; free
+  sums are rebuilt lazily, only for a type that changed and is asked for again.
+* Group binding (cells, numberOfAssignments) is summarised after every change as bitmasks:
+  nodes bound to a multi-node group, used nodes, and the groups that may take more.
 * The capacity pass of calculateHints (which masks could hold the request by allocatable
   memory, and minAffinitySize) depends only on the request, so it is cached per request.
 
@@ -168,9 +171,10 @@ class MemoryManager:
             for k in range(1, n + 1)
             for combo in combinations(range(n), k)
         ]
-        # Subset-sum steps: (mask, mask without its lowest bit, position of that bit).
-        self._dp = [(m, m & (m - 1), (m & -m).bit_length() - 1) for m in range(1, size)]
         self._positions = [[p for p in range(n) if m >> p & 1] for m in range(size)]
+        # Hint objects per local mask, built once (hint lists hold up to 2**n - 1 of them).
+        self._hint_pref = [Hint(r, True) for r in self._real]
+        self._hint_non_pref = [Hint(r, False) for r in self._real]
 
         self._resources: dict[str, _Resource] = {}
         self._assign = [0] * n
@@ -183,6 +187,7 @@ class MemoryManager:
         self._multi_cell = 0
         self._used = 0
         self._used_by_cell: dict[int, int] = {}
+        self._open_groups: set[int] = set()
         if policy == POLICY_STATIC:
             self._init_default_state()
         self._initial_state = self.machine_state()
@@ -239,10 +244,13 @@ class MemoryManager:
         self._cells = [1 << p for p in range(n)]
         self._refresh_groups()
 
-    def _subset_sums(self, values: list[int]) -> list[int]:
-        sums = [0] * (1 << self._n)
-        for m, rest, p in self._dp:
-            sums[m] = sums[rest] + values[p]
+    @staticmethod
+    def _subset_sums(values: list[int]) -> list[int]:
+        """Σ values over every local mask: the table doubles once per node (mask m with bit k
+        = mask m without it, plus values[k])."""
+        sums = [0]
+        for v in values:
+            sums += [x + v for x in sums]
         return sums
 
     def _free_sum(self, name: str) -> list[int]:
@@ -263,6 +271,10 @@ class MemoryManager:
                 used |= 1 << p
                 by_cell[cell] = by_cell.get(cell, 0) | (1 << p)
         self._multi_cell, self._used, self._used_by_cell = multi, used, by_cell
+        # multi-node groups that may take more: every used node in them is bound to them
+        self._open_groups = {
+            g for g, nodes in by_cell.items() if g & (g - 1) and not g & used & ~nodes
+        }
 
     def _local(self, real_mask: int) -> int:
         local = 0
@@ -330,61 +342,64 @@ class MemoryManager:
     # ---- hints ----------------------------------------------------------------------------
     def _calculate(self, uid: str, req: tuple[tuple[str, int], ...]) -> tuple[list[int], int]:
         """calculateHints (§4.4): the qualifying local masks in IterateBitMasks order, and
-        minAffinitySize (a hint is preferred iff its count equals it)."""
+        minAffinitySize (a hint is preferred iff its count equals it).
+
+        The checks are the kubelet's, applied as whole-list filters (the order of the checks
+        does not change which masks pass): capacity (cached per request), group binding,
+        then free memory plus the pod's reusable init memory."""
         cached = self._cap_cache.get(req)
         if cached is None:
-            sums = [(self._resource(name).alloc_sum, size) for name, size in req]
-            cands: list[int] = []
-            min_size = self._n
+            cands = self._order
+            for name, size in req:
+                sums = self._resource(name).alloc_sum
+                cands = [m for m in cands if sums[m] >= size]
             pc = self._popcount
-            for m in self._order:
-                for s, size in sums:
-                    if s[m] < size:
-                        break
-                else:
-                    cands.append(m)
-                    if pc[m] < min_size:
-                        min_size = pc[m]
+            # masks come by size, so the first one has the fewest nodes
+            min_size = pc[cands[0]] if cands else self._n
             if len(self._cap_cache) > 4096:  # bounded: requests are few in practice
                 self._cap_cache.clear()
-            cached = self._cap_cache[req] = (cands, min_size)
-        cands, min_size = cached
-        frees = [(self._free_sum(name), size) for name, size in req]
+            # single-node masks come first in IterateBitMasks order
+            cached = self._cap_cache[req] = (
+                [m for m in cands if pc[m] == 1],
+                [m for m in cands if pc[m] > 1],
+                min_size,
+            )
+        singles, multis, min_size = cached
+        multi = self._multi_cell
+        if multi:  # a node bound to a multi-NUMA group gets no single-node hint
+            singles = [m for m in singles if not m & multi]
+        used = self._used
+        if used and multis:
+            # every used node of a multi-node mask must already be in exactly that group
+            groups = self._open_groups
+            multis = [m for m in multis if not m & used or m in groups]
+        out = singles + multis
         pod_reuse = self._reusable.get(uid)
-        multi, used, by_cell, pc = self._multi_cell, self._used, self._used_by_cell, self._popcount
-        out: list[int] = []
-        for m in cands:
-            if pc[m] == 1:
-                if m & multi:  # node bound to a multi-NUMA group
-                    continue
-            else:
-                u = m & used
-                # every used node of the mask must already be in exactly this group
-                if u and u & ~by_cell.get(m, 0):
-                    continue
-            reuse = pod_reuse.get(m) if pod_reuse else None
-            if reuse:
-                ok = all(
-                    s[m] + reuse.get(name, 0) >= size
-                    for (s, size), (name, _) in zip(frees, req, strict=True)
-                )
-            else:
-                ok = True
-                for s, size in frees:
-                    if s[m] < size:
-                        ok = False
-                        break
-            if ok:
-                out.append(m)
-        return out, min_size
+        if not pod_reuse:
+            for name, size in req:
+                if not out:
+                    break
+                free = self._free_sum(name)
+                out = [m for m in out if free[m] >= size]
+            return out, min_size
+        frees = [(name, self._free_sum(name), size) for name, size in req]
+        kept = []
+        for m in out:
+            reuse = pod_reuse.get(m) or {}
+            if all(free[m] + reuse.get(name, 0) >= size for name, free, size in frees):
+                kept.append(m)
+        return kept, min_size
 
     def _hints_map(self, uid: str, req: tuple[tuple[str, int], ...]) -> dict[str, list[Hint]]:
         masks, min_size = self._calculate(uid, req)
         if not masks:
             return {}  # empty map: "no preference" to the Topology Manager (§4.4, §8.4)
-        pc, real = self._popcount, self._real
-        hints = [Hint(real[m], pc[m] == min_size) for m in masks]
-        return {name: list(hints) for name, _ in req}
+        pref, non_pref, pc = self._hint_pref, self._hint_non_pref, self._popcount
+        hints = [pref[m] if pc[m] == min_size else non_pref[m] for m in masks]
+        out = {}
+        for name, _ in req:  # the same hints for every requested type, one list each
+            out[name] = hints if not out else hints.copy()
+        return out
 
     @staticmethod
     def _regenerate(
