@@ -376,6 +376,13 @@ class MemoryManager:
         out = singles + multis
         pod_reuse = self._reusable.get(uid)
         if not pod_reuse:
+            if len(req) == 1:
+                f1, s1 = self._free_sum(req[0][0]), req[0][1]
+                return [m for m in out if f1[m] >= s1], min_size
+            if len(req) == 2:
+                f1, f2 = self._free_sum(req[0][0]), self._free_sum(req[1][0])
+                s1, s2 = req[0][1], req[1][1]
+                return [m for m in out if f1[m] >= s1 and f2[m] >= s2], min_size
             for name, size in req:
                 if not out:
                     break
@@ -445,7 +452,13 @@ class MemoryManager:
 
     def _satisfies(self, local: int, req: tuple[tuple[str, int], ...]) -> bool:
         # isAffinitySatisfyRequest: free memory only (reusable init memory is not counted)
-        return all(self._free_sum(name)[local] >= size for name, size in req)
+        # summed directly: cheaper than rebuilding a stale subset-sum table for one mask
+        positions = self._positions[local]
+        for name, size in req:
+            free = self._resource(name).free
+            if sum(free[p] for p in positions) < size:
+                return False
+        return True
 
     def _violates(self, local: int) -> bool:
         if self._popcount[local] <= 1:
