@@ -24,7 +24,7 @@ import itertools
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from numacert.oracle.bitmask import avg_distance
+from numacert.oracle.bitmask import avg_distance, is_less_than, is_narrower_than
 from numacert.oracle.hints import (
     TOPOLOGY_AFFINITY_ERROR,
     AdmissionError,
@@ -143,13 +143,29 @@ class TopologyManager:
         return (mask.bit_count(), 0.0, mask)
 
     def pick_mask(self, current: Hint, candidate: Hint) -> Hint:
-        """pickMask: equal masks keep current; else the hint owning the Narrowest/Closest mask."""
+        """pickMask: equal masks keep current; else the hint owning the Narrowest/Closest mask.
+        Written literally (not through pick_key) so the exhaustive merge stays an independent
+        reference for the fast one."""
         assert current.mask is not None and candidate.mask is not None
         if current.mask == candidate.mask:
             return current
-        if self.pick_key(current.mask) < self.pick_key(candidate.mask):
-            return current
-        return candidate
+        cur, cand = current.mask, candidate.mask
+        if self.use_closest:
+            winner = self._closest(cur, cand)
+        else:
+            winner = cur if is_narrower_than(cur, cand) else cand
+        return current if winner == cur else candidate
+
+    def _closest(self, m1: int, m2: int) -> int:
+        """NUMAInfo.Closest: narrower first; same count: lower average distance, then lower
+        value."""
+        if m1.bit_count() != m2.bit_count():
+            return m1 if is_narrower_than(m1, m2) else m2
+        d1 = self._avg(m1)
+        d2 = self._avg(m2)
+        if d1 == d2:
+            return m1 if is_less_than(m1, m2) else m2
+        return m1 if d1 < d2 else m2
 
     def compare(
         self, current: Hint | None, candidate: Hint, best_non_preferred_affinity_count: int

@@ -183,6 +183,34 @@ def test_merge_closest_numa(case, policy, impl):
     assert run_merge(tm, impl, providers) == (h(nodes, T), True)
 
 
+# Non-preferred selections beyond §7.1, derived by hand from compare() (T = 2 in each).
+NON_PREFERRED_TIERS = {
+    # counts below and above T, none equal: the largest count below T wins
+    "below-and-above": (
+        [{"a": [h([0, 1], F), h([0, 1, 2, 3], F)]}, {"b": [h([0], F), h([1, 2, 3], F)]}],
+        [0],
+    ),
+    # only counts above T: the narrowest wins
+    "only-above": (
+        [{"a": [h([0, 1], F), h([0, 1, 2, 3], F)]}, {"b": [h([1, 2, 3], F)]}],
+        [1, 2, 3],
+    ),
+    # equal count T beats a narrower count below T
+    "equal-beats-below": (
+        [{"a": [h([0, 1], F), h([2, 3], F)]}, {"b": [h([0], F), h([2, 3], F)]}],
+        [2, 3],
+    ),
+}
+
+
+@pytest.mark.parametrize("impl", MERGES)
+@pytest.mark.parametrize("case", sorted(NON_PREFERRED_TIERS))
+def test_non_preferred_tiers(case, impl):
+    providers, nodes = NON_PREFERRED_TIERS[case]
+    tm = TopologyManager("best-effort", "container", range(4))
+    assert run_merge(tm, impl, providers) == (h(nodes, F), True)
+
+
 @pytest.mark.parametrize("impl", MERGES)
 def test_prefer_closest_changes_b17_only_when_enabled(impl):
     providers = BEST_EFFORT_CASES["B17"][0]
