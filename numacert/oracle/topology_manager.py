@@ -14,15 +14,20 @@ Pure logic, no I/O. Two merges compute the same hint:
     list offers as (m, True) unless it offers (nil, True); plus `default` when every list
     offers (nil, True). Preferred beats non-preferred, so if one of those is non-empty it wins.
   - Otherwise every candidate is non-preferred; the candidate masks are the non-zero ANDs
-    reachable by picking one mask per list (nil = default), computed as a set, and the best
-    one under the non-preferred order wins.
+    reachable by picking one mask per list (nil = default), computed as a set (pairwise ANDs
+    of deduplicated masks while that stays small, else a subset transform on packed big ints,
+    see _SubsetTransform), and the best one under the non-preferred order wins.
 """
 
 from __future__ import annotations
 
 import itertools
 import sys
+from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import lru_cache, reduce
+from operator import mul, or_
+from typing import Protocol
 
 from numacert.oracle.bitmask import avg_distance, is_less_than, is_narrower_than
 from numacert.oracle.hints import (
@@ -48,7 +53,7 @@ SCOPES = (SCOPE_CONTAINER, SCOPE_POD)
 
 # The set-based reachability switches to the subset-transform method once a single step
 # would AND more pairs than this (and the node count keeps 2**n fields small).
-_PAIRWISE_WORK_LIMIT = 4096
+_PAIRWISE_WORK_LIMIT = 1024
 _TRANSFORM_MAX_NODES = 10
 
 # The hint the kubelet stores when no merge happens (policy none): the zero TopologyHint.
@@ -277,17 +282,47 @@ class TopologyManager:
         default = self.default_mask
         preferred = self._preferred_candidates(lists)
         if preferred:
-            return Hint(min(preferred, key=self.pick_key), True)
+            if self.use_closest:
+                return Hint(min(preferred, key=self.pick_key), True)
+            return Hint(min(preferred, key=_count_then_value), True)
 
-        # No preferred candidate: the reachable non-zero ANDs, nil standing for default.
-        mask_sets = []
+        # No preferred candidate: the reachable non-zero ANDs (nil standing for default) and
+        # bestNonPreferredAffinityCount, in one pass over distinct masks.
+        target = 0
+        outside = ~default
+        mask_sets: list[set[int]] = []
         for hints in lists:
-            mask_sets.append({default if h.mask is None else h.mask & default for h in hints})
+            masks: set = {mask for mask, _ in hints}
+            has_nil = None in masks
+            if has_nil:
+                masks.discard(None)
+            if masks:
+                target = max(target, min(map(int.bit_count, masks)))
+                if reduce(or_, masks) & outside:
+                    masks = {m & default for m in masks}
+            if has_nil:
+                masks.add(default)
+            mask_sets.append(masks)
         reachable = self._reachable(mask_sets)
-        if not reachable:
+        best = self._select_non_preferred(reachable, target)
+        if best is None:
             return Hint(default, False)
-        target = max_of_min_affinity_counts(lists)
-        return Hint(min(reachable, key=lambda m: self._np_rank(m, target)), False)
+        return Hint(best, False)
+
+    def _select_non_preferred(self, reachable: _Reachable, target: int) -> int | None:
+        """The mask compare() keeps among non-preferred candidates (see _np_rank): count == T,
+        else the largest count below T, else the smallest count; then pickMask."""
+        counts = reachable.counts()
+        if not counts:
+            return None
+        if target in counts:
+            chosen = target
+        else:
+            below = [c for c in counts if c < target]
+            chosen = max(below) if below else min(counts)
+        if self.use_closest:
+            return min(reachable.masks_of_count(chosen), key=self.pick_key)
+        return reachable.lowest_of_count(chosen)
 
     def _preferred_candidates(self, lists: list[list[Hint]]) -> set[int]:
         """Non-zero merged masks of the preferred permutations."""
@@ -296,7 +331,7 @@ class TopologyManager:
         offered_anywhere: set[int] = set()
         offered_everywhere: set[int] | None = None  # over lists without (nil, True)
         for hints in lists:
-            masks = {h.mask for h in hints if h.preferred}
+            masks = {mask for mask, preferred in hints if preferred}
             if None in masks:
                 masks.discard(None)
                 offered_anywhere |= masks  # type: ignore[arg-type]
@@ -318,7 +353,7 @@ class TopologyManager:
         candidates.discard(0)
         return candidates
 
-    def _reachable(self, mask_sets: list[set[int]]) -> set[int]:
+    def _reachable(self, mask_sets: list[set[int]]) -> _Reachable:
         """Non-zero values of default & m_1 & ... & m_k over all picks m_i from mask_sets[i]."""
         default = self.default_mask
         reachable = {default}
@@ -326,18 +361,20 @@ class TopologyManager:
         # the order (AND is commutative and associative).
         remaining = sorted(mask_sets, key=len)
         for index, masks in enumerate(remaining):
-            if masks == {default}:
+            if len(masks) == 1 and default in masks:
                 continue
             if (
                 len(reachable) * len(masks) > _PAIRWISE_WORK_LIMIT
                 and len(self.numa_ids) <= _TRANSFORM_MAX_NODES
             ):
-                return reachable_by_transform([reachable, *remaining[index:]], default)
+                transform = _subset_transform(self.numa_ids)
+                flags = transform.reachable_flags([reachable, *remaining[index:]])
+                return _PackedReachable(transform, flags)
             reachable = {s & m for s in reachable for m in masks}
             reachable.discard(0)
             if not reachable:
                 break
-        return reachable
+        return _SetReachable(reachable)
 
     # -- admission ------------------------------------------------------------------------
 
@@ -382,92 +419,194 @@ def _topology_affinity_error() -> AdmissionError:
     return AdmissionError(TOPOLOGY_AFFINITY_ERROR.reason, TOPOLOGY_AFFINITY_ERROR.message)
 
 
-def reachable_by_transform(mask_sets: Sequence[Iterable[int]], default: int) -> set[int]:
-    """Same result as the pairwise AND sets, in O(k * n * 2**n) big-int work whatever the
-    list sizes: with N_i(x) = #{m in set i : m ⊇ x} (superset sums), the number of picks whose
-    AND is ⊇ x is the product of N_i(x), and Möbius inversion gives the number of picks whose
-    AND is exactly t; t is reachable iff that number is positive. Masks must be submasks of
-    `default`; the transform runs on the n bits of `default`, packed one field per subset."""
-    positions = [i for i in range(default.bit_length()) if default >> i & 1]
-    n = len(positions)
-    size = 1 << n
-    contiguous = default == size - 1
+def _count_then_value(mask: int) -> tuple[int, int]:
+    return (mask.bit_count(), mask)
 
-    def compress(mask: int) -> int:
-        if contiguous:
-            return mask
-        packed = 0
-        for k, p in enumerate(positions):
-            if mask >> p & 1:
-                packed |= 1 << k
+
+class _Reachable(Protocol):
+    """The reachable merged masks, grouped by node count."""
+
+    def counts(self) -> set[int]: ...
+
+    def masks_of_count(self, count: int) -> list[int]: ...
+
+    def lowest_of_count(self, count: int) -> int: ...
+
+
+class _SetReachable:
+    def __init__(self, masks: set[int]) -> None:
+        self.by_count: dict[int, list[int]] = {}
+        for mask in masks:
+            self.by_count.setdefault(mask.bit_count(), []).append(mask)
+
+    def counts(self) -> set[int]:
+        return set(self.by_count)
+
+    def masks_of_count(self, count: int) -> list[int]:
+        return self.by_count[count]
+
+    def lowest_of_count(self, count: int) -> int:
+        return min(self.by_count[count])
+
+
+class _PackedReachable:
+    def __init__(self, transform: _SubsetTransform, flags: int) -> None:
+        self.transform = transform
+        self.flags = flags
+
+    def counts(self) -> set[int]:
+        by_count = self.transform.flags_by_count
+        return {k for k in range(1, len(by_count)) if self.flags & by_count[k]}
+
+    def masks_of_count(self, count: int) -> list[int]:
+        return self.transform.masks(self.flags & self.transform.flags_by_count[count])
+
+    def lowest_of_count(self, count: int) -> int:
+        # index order is mask order: compression keeps the relative order of bits
+        return self.transform.lowest(self.flags & self.transform.flags_by_count[count])
+
+
+class _SubsetTransform:
+    """Reachable ANDs without pairing masks: every subset of the n NUMA nodes gets one 64-bit
+    field of a big int, and whole-int shifts, ANDs and adds run the transforms.
+
+    With N_i(x) = #{m in family i : m ⊇ x} (superset sums), the number of picks, one mask per
+    family, whose AND is ⊇ x is the product of the N_i(x); Möbius inversion of that product
+    gives the number of picks whose AND is exactly t, so t is reachable iff it is positive.
+    Field values: N_i(x) <= 2**n, a chunk of c families multiplies to <= 2**(n*c) < 2**62
+    (chunks chain through their 0/1 result), and partial inversions are partial superset sums
+    of non-negative counts, so no field ever carries, borrows or reaches bit 63."""
+
+    WIDTH = 64
+
+    def __init__(self, positions: tuple[int, ...]) -> None:
+        n = len(positions)
+        self.n = n
+        self.size = 1 << n
+        width = self.WIDTH
+        contiguous = positions == tuple(range(n))
+        # subset index <-> mask; the index keeps the mask's bit order
+        self.expand: list[int] | None = (
+            None if contiguous else [_expand(index, positions) for index in range(self.size)]
+        )
+        self.compress: dict[int, int] | None = (
+            None if self.expand is None else {m: i for i, m in enumerate(self.expand)}
+        )
+        field = (1 << width) - 1
+        self.low_fields = []  # per bit: all-ones in the fields whose index lacks the bit
+        for bit in range(n):
+            mask = 0
+            for index in range(self.size):
+                if not index >> bit & 1:
+                    mask |= field << (width * index)
+            self.low_fields.append(mask)
+        top = 1 << (width - 1)
+        self.high_bits = sum(top << (width * index) for index in range(self.size))
+        self.below_top = sum((top - 1) << (width * index) for index in range(self.size))
+        # flags_by_count[k]: the top bit of every field whose subset has k nodes
+        self.flags_by_count = [0] * (n + 1)
+        for index in range(self.size):
+            self.flags_by_count[index.bit_count()] |= top << (width * index)
+        self.chunk = max(2, 62 // max(n, 1))
+        self.bit = [1 << index for index in range(self.size)]
+        self.bitset_bytes = max(1, self.size // 8)
+
+    def reachable_flags(self, families: Sequence[Iterable[int]]) -> int:
+        """Top bit of field t set iff t (non-empty) is an AND of one mask from each family.
+        Masks must be submasks of the manager's default mask; needs at least one family."""
+        compress = self.compress
+        indicators = []
+        for masks in families:
+            if not masks:
+                return 0
+            # 1 in each member's field: a plain bitset of the members first, then each of its
+            # bytes becomes 8 fields through a table (far cheaper than adding 1 << (64 * i)
+            # big ints or setting bytes one by one)
+            indices = masks if compress is None else map(compress.__getitem__, masks)
+            bitset = sum(map(self.bit.__getitem__, indices))
+            raw = b"".join(
+                map(_SPREAD_BYTE.__getitem__, bitset.to_bytes(self.bitset_bytes, "little"))
+            )
+            indicators.append(int.from_bytes(raw[: self.size * 8], "little"))
+        while True:
+            chunk, indicators = indicators[: self.chunk], indicators[self.chunk :]
+            products = None
+            for indicator in chunk:
+                counts = self._unpack(self._superset_sums(indicator))
+                if products is None:
+                    products = counts
+                else:
+                    products = array("Q", map(mul, products, counts))
+            exact = self._superset_differences(self._pack(products))
+            # top bit set iff the field is >= 1 (fields stay below 2**62); drop the empty set
+            flags = ((exact + self.below_top) & self.high_bits) & ~self.flags_by_count[0]
+            if not indicators or not flags:
+                return flags
+            indicators.insert(0, flags >> (self.WIDTH - 1))
+
+    def masks(self, flags: int) -> list[int]:
+        out = []
+        shift = self.WIDTH.bit_length() - 1
+        while flags:
+            low = flags & -flags
+            index = (low.bit_length() - 1) >> shift
+            out.append(index if self.expand is None else self.expand[index])
+            flags ^= low
+        return out
+
+    def lowest(self, flags: int) -> int:
+        index = ((flags & -flags).bit_length() - 1) >> (self.WIDTH.bit_length() - 1)
+        return index if self.expand is None else self.expand[index]
+
+    def _superset_sums(self, packed: int) -> int:
+        width = self.WIDTH
+        for bit, low in enumerate(self.low_fields):
+            packed += (packed >> (width << bit)) & low
         return packed
 
-    # Counts per field stay <= 2**n during the per-set transform: 16-bit fields for n <= 15.
-    width = 16
-    products = [1] * size
-    for masks in mask_sets:
-        indicator = 0
-        for c in {compress(m) for m in masks}:
-            indicator |= 1 << (width * c)
-        if not indicator:
-            return set()
-        counts = _superset_sums(indicator, n, width)
-        view = memoryview(counts.to_bytes(size * 2, sys.byteorder)).cast("H")
-        products = [a * b for a, b in zip(products, view, strict=True)]
-    # Möbius inversion on fields wide enough for the largest product.
-    width = -(-(max(products).bit_length() + 1) // 8) * 8
-    field_bytes = width // 8
-    packed = int.from_bytes(b"".join(v.to_bytes(field_bytes, "little") for v in products), "little")
-    exact = _superset_differences(packed, n, width)
-    raw = exact.to_bytes(size * field_bytes, "little")
-    zero_field = bytes(field_bytes)
-    reachable = set()
-    for c in range(1, size):
-        if raw[c * field_bytes : (c + 1) * field_bytes] != zero_field:
-            reachable.add(_expand(c, positions) if not contiguous else c)
-    return reachable
+    def _superset_differences(self, packed: int) -> int:
+        width = self.WIDTH
+        for bit, low in enumerate(self.low_fields):
+            packed -= (packed >> (width << bit)) & low
+        return packed
+
+    def _unpack(self, packed: int) -> array:
+        values = array("Q")
+        values.frombytes(packed.to_bytes(self.size * 8, "little"))
+        if sys.byteorder != "little":
+            values.byteswap()
+        return values
+
+    def _pack(self, values: Iterable[int]) -> int:
+        packed = array("Q", values)
+        if sys.byteorder != "little":
+            packed.byteswap()
+        return int.from_bytes(packed.tobytes(), "little")
 
 
-def _expand(packed: int, positions: Sequence[int]) -> int:
+# byte b -> eight little-endian 64-bit fields holding the bits of b (bit 0 first)
+_SPREAD_BYTE = [
+    b"".join((b >> bit & 1).to_bytes(8, "little") for bit in range(8)) for b in range(256)
+]
+
+
+@lru_cache(maxsize=16)
+def _subset_transform(positions: tuple[int, ...]) -> _SubsetTransform:
+    return _SubsetTransform(positions)
+
+
+def _expand(index: int, positions: Sequence[int]) -> int:
     mask = 0
     for k, p in enumerate(positions):
-        if packed >> k & 1:
+        if index >> k & 1:
             mask |= 1 << p
     return mask
 
 
-def _low_fields_mask(n: int, width: int, bit: int) -> int:
-    """All-ones in the fields whose subset index lacks `bit`."""
-    field = (1 << width) - 1
-    mask = 0
-    for index in range(1 << n):
-        if not index >> bit & 1:
-            mask |= field << (width * index)
-    return mask
-
-
-_LOW_FIELDS_CACHE: dict[tuple[int, int, int], int] = {}
-
-
-def _low_fields(n: int, width: int, bit: int) -> int:
-    key = (n, width, bit)
-    mask = _LOW_FIELDS_CACHE.get(key)
-    if mask is None:
-        mask = _LOW_FIELDS_CACHE[key] = _low_fields_mask(n, width, bit)
-    return mask
-
-
-def _superset_sums(packed: int, n: int, width: int) -> int:
-    """Field x += field (x | 1<<bit), for every bit: sums over supersets. No carries: every
-    sum stays below 2**n < 2**width."""
-    for bit in range(n):
-        packed += (packed >> (width << bit)) & _low_fields(n, width, bit)
-    return packed
-
-
-def _superset_differences(packed: int, n: int, width: int) -> int:
-    """Inverse of _superset_sums. No borrows: every partial inverse is a partial superset sum
-    of non-negative counts, so no field goes negative."""
-    for bit in range(n):
-        packed -= (packed >> (width << bit)) & _low_fields(n, width, bit)
-    return packed
+def reachable_by_transform(mask_sets: Sequence[Iterable[int]], default: int) -> set[int]:
+    """The non-zero values of default & m_1 & ... & m_k, one m_i from each of mask_sets (which
+    hold submasks of `default`), computed by the subset transform (for tests and callers that
+    want a plain set)."""
+    positions = tuple(i for i in range(default.bit_length()) if default >> i & 1)
+    transform = _subset_transform(positions)
+    return set(transform.masks(transform.reachable_flags([{default}, *mask_sets])))

@@ -216,3 +216,5 @@ def test_sort_keys_equal_compare_fold(case, preferred):
         assert kept.mask == min(masks, key=manager.pick_key)
     else:
         assert kept.mask == min(masks, key=lambda m: manager._np_rank(m, target))
+        grouped = tm_module._SetReachable(set(masks))
+        assert manager._select_non_preferred(grouped, target) == kept.mask
