@@ -82,7 +82,7 @@ def scenario_from_dict(data: object, where: str = "scenario") -> Scenario:
     if not isinstance(kubelet_raw, dict):
         raise InputError("kubelet must be a mapping of KubeletConfiguration fields", f"{where}: kubelet")
     kubelet = kubelet_from_dict(kubelet_raw, source=where, prefix="kubelet.")
-    validate(kubelet, topology, k8s_minor, raise_first=True, source=where)
+    validate(kubelet, topology, k8s_minor, raise_first=True, source=where, prefix="kubelet.")
 
     cpu_state = memory_state = None
     state = data.get("state")

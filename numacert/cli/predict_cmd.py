@@ -24,7 +24,7 @@ def predict(scenario: str, output: str) -> None:
     try:
         result = run_prediction(sc.topology, sc.kubelet, sc.steps, sc.cpu_state, sc.memory_state)
     except KubeletStartError as exc:
-        field = "state" if sc.cpu_state or sc.memory_state else "kubelet"
+        field = getattr(exc, "field", "kubelet")
         raise InputError(f"the kubelet would not start: {exc}", f"{sc.path}: {field}") from None
     except StepError as exc:
         raise InputError(exc.message, f"{sc.path}: steps[{exc.index}]") from None

@@ -365,12 +365,13 @@ def validate(
     cgroup_version: int | None = None,
     raise_first: bool = False,
     source: str | None = None,
+    prefix: str = "",
 ) -> list[Problem]:
     """Problems the kubelet 1.<k8s_minor> would have with `config` on `topology`.
 
     topology None skips the checks that need the machine; cgroup_version (1 or 2) enables the
     failCgroupV1 check. With raise_first, the first error is raised as InputError (where =
-    "<source>: <field>") instead; warnings never raise.
+    "<source>: <prefix><field>", prefix as in parse.from_dict) instead; warnings never raise.
     """
     check_minor(k8s_minor)
     problems: list[Problem] = []
@@ -384,7 +385,7 @@ def validate(
     if raise_first:
         for p in problems:
             if p.severity == "error":
-                where = f"{source}: {p.field}" if source else p.field
+                where = f"{source}: {prefix}{p.field}" if source else f"{prefix}{p.field}"
                 raise InputError(p.message, where)
     return problems
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from numacert.kubelet.config import KubeletConfig
 from numacert.kubelet.validate import reserved_memory_bytes
 from numacert.oracle.cpu_manager import CPUManager
-from numacert.oracle.hints import AdmissionError, Hint, bits_of
+from numacert.oracle.hints import AdmissionError, Hint, KubeletStartError, bits_of
 from numacert.oracle.memory_manager import MemoryManager
 from numacert.oracle.pod import Pod
 from numacert.oracle.topology_manager import TopologyManager
@@ -76,13 +76,23 @@ class NodeModel:
     ) -> None:
         self.topology = topology
         self.config = config
-        self.cpu = CPUManager(topology, config, state=cpu_state)
-        self.memory = MemoryManager(
-            topology,
-            config.memory_manager_policy,
-            reserved_memory_bytes(config),
-            state=memory_state,
-        )
+        # A start error is tagged with the part of the input that caused it, so the CLI can
+        # name it: the state file when one was given, else the kubelet configuration.
+        try:
+            self.cpu = CPUManager(topology, config, state=cpu_state)
+        except KubeletStartError as exc:
+            exc.field = "state.cpu" if cpu_state is not None else "kubelet"
+            raise
+        try:
+            self.memory = MemoryManager(
+                topology,
+                config.memory_manager_policy,
+                reserved_memory_bytes(config),
+                state=memory_state,
+            )
+        except KubeletStartError as exc:
+            exc.field = "state.memory" if memory_state is not None else "kubelet"
+            raise
         distances = {
             n.id: n.distances for n in topology.numa_nodes if n.distances is not None
         } or None
