@@ -26,14 +26,10 @@ def cli() -> None:
 
 def _register() -> None:
     # Imported here so that each command module stays independent of the others.
-    from numacert.cli import predict_cmd, topology_cmd
+    from numacert.cli import lab_cmd, predict_cmd, topology_cmd
 
     cli.add_command(predict_cmd.predict)
     cli.add_command(topology_cmd.topology)
-    try:
-        from numacert.cli import lab_cmd
-    except ImportError:  # the lab commands are optional while the lab is being built
-        return
     cli.add_command(lab_cmd.lab)
 
 

@@ -1,0 +1,100 @@
+"""`numacert lab ...`: the local emulated multi-NUMA node (see docs/lab.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import click
+
+from numacert.lab.kubelet_config import read_override
+from numacert.lab.profile import DEFAULT_PROFILE, list_lab_profiles
+
+
+def _lab(progress: bool = True):
+    from numacert.lab.lab import Lab  # heavy imports only when a lab command runs
+
+    return Lab(progress=progress)
+
+
+@click.group()
+def lab() -> None:
+    """A real kubelet on an emulated multi-NUMA machine (qemu TCG), joined to a local
+    control plane."""
+
+
+@lab.command()
+@click.option("--profile", "-p", default=DEFAULT_PROFILE, show_default=True,
+              help="lab profile (clusters/lab/NAME.yaml); see `numacert lab profiles`")
+@click.option("--kubelet", "kubelet_file", type=click.Path(dir_okay=False),
+              help="KubeletConfiguration file (complete or partial) overriding the profile's")
+def up(profile: str, kubelet_file: str | None) -> None:
+    """Bring the lab up (a second `up` is harmless)."""
+    override = read_override(kubelet_file) if kubelet_file else None
+    record = _lab().up(profile, override, kubelet_file)
+    click.echo(f"lab up: profile {record.profile}, Kubernetes {record.k8s_version}, "
+               f"node {record.node_name}")
+    click.echo(f"kubeconfig: {_lab(False).kubeconfig}")
+
+
+@lab.command()
+@click.option("--kubelet", "kubelet_file", type=click.Path(dir_okay=False), required=True,
+              help="KubeletConfiguration file (complete or partial) applied over the lab's base")
+def reconfigure(kubelet_file: str) -> None:
+    """Restart the lab kubelet with another policy (pods are removed, state files cleared)."""
+    override = read_override(kubelet_file)
+    record = _lab().reconfigure(override, kubelet_file)
+    click.echo(f"kubelet reconfigured from {kubelet_file} (profile {record.profile})")
+
+
+@lab.command()
+@click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text")
+def status(output: str) -> None:
+    """Show whether the lab is up, and its parts."""
+    st = _lab(False).status()
+    if output == "json":
+        click.echo(json.dumps(st, indent=2))
+        return
+    if st["profile"] is None:
+        click.echo(f"lab: down (state {st['state_dir']})")
+        return
+    click.echo(f"lab: {'up' if st['up'] else 'NOT up'} (profile {st['profile']}, "
+               f"Kubernetes {st['kubernetes']})")
+    click.echo(f"  control plane: running={st['control_plane']['running']} "
+               f"ready={st['control_plane']['ready']}")
+    click.echo(f"  guest: {st['guest']}")
+    click.echo(f"  node {st['node']['name']}: ready={st['node']['ready']}")
+    click.echo(f"  kubeconfig: {st['kubeconfig']}")
+
+
+@lab.command()
+def kubeconfig() -> None:
+    """Print the path of the lab's admin kubeconfig."""
+    click.echo(str(_lab(False).kubeconfig))
+
+
+@lab.command(context_settings={"ignore_unknown_options": True})
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def ssh(command: tuple[str, ...]) -> None:
+    """Open a shell in the lab guest, or run COMMAND there."""
+    argv = _lab(False).ssh_argv(" ".join(command) if command else None)
+    sys.stdout.flush()
+    os.execvp(argv[0], argv)
+
+
+@lab.command()
+def down() -> None:
+    """Stop the guest and the control plane; nothing of the lab keeps running."""
+    _lab().down()
+    click.echo("lab down")
+
+
+@lab.command()
+def profiles() -> None:
+    """List the lab profiles."""
+    from numacert.lab.profile import load_lab_profile
+
+    for name in list_lab_profiles():
+        p = load_lab_profile(name)
+        click.echo(f"{name:12} {p.description}")
