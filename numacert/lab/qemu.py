@@ -104,6 +104,7 @@ class GuestOptions:
     daemonize: bool = True
     restrict_network: bool = False  # True cuts the guest off from the host too (not usable)
     kernel_args: tuple[str, ...] = field(default_factory=tuple)
+    tb_size_mib: int | None = None  # TCG translation cache; qemu's default is 1 GiB
 
 
 # ---- shape -------------------------------------------------------------------------------
@@ -257,13 +258,18 @@ def qemu_args(
             raise InputError(f"NUMA node {n}: hugepages would take more than 3/4 of its "
                              f"{memory[n] // MiB} MiB", "hugepages")
     distances = _check_distances(topology)
+    # Under an Intel model the kernel offers 1Gi pages (pdpe1gb) even when none are wanted, and
+    # the kubelet then reports a hugepages-1Gi resource the topology does not have. Mask the
+    # flag unless the topology lists 1Gi pages (even 0 of them) or some are requested.
+    wants_1g = HUGE_1G in topology.hugepage_sizes or any(hp1.values())
+    cpu = cpu_model if wants_1g or "pdpe1gb" in cpu_model else f"{cpu_model},-pdpe1gb"
 
     argv: list[str] = [
         qemu_binary,
         "-name", f"guest={opts.name}",
         "-machine", "q35",
-        "-accel", "tcg,thread=multi",
-        "-cpu", cpu_model,
+        "-accel", "tcg,thread=multi" + (f",tb-size={opts.tb_size_mib}" if opts.tb_size_mib else ""),
+        "-cpu", cpu,
         "-nodefaults", "-vga", "none", "-display", "none", "-no-reboot",
         "-m", f"{sum(memory.values()) // MiB}M",
         "-smp", (f"cpus={shape.cpus},sockets={shape.sockets},dies={shape.dies},"

@@ -127,7 +127,8 @@ class VM:
             "extra": self.extra,
             "options": {"hostname": self.options.hostname, "name": self.options.name,
                         "restrict_network": self.options.restrict_network,
-                        "kernel_args": list(self.options.kernel_args)},
+                        "kernel_args": list(self.options.kernel_args),
+                        "tb_size_mib": self.options.tb_size_mib},
             "argv": self.argv(),
         }
         self.state_file.write_text(json.dumps(state, indent=2) + "\n")
@@ -155,7 +156,8 @@ class VM:
         o = state["options"]
         options = GuestOptions(hostname=o["hostname"], name=o["name"],
                                restrict_network=o["restrict_network"],
-                               kernel_args=tuple(o["kernel_args"]))
+                               kernel_args=tuple(o["kernel_args"]),
+                               tb_size_mib=o.get("tb_size_mib"))
         return cls(Path(run_dir), image, _topology_from_dict(state["topology"]),
                    per_node(state["memory_per_node_bytes"]),  # type: ignore[arg-type]
                    ports=ports, cpu_model=state["cpu_model"],

@@ -11,7 +11,8 @@ import pytest
 
 from numacert.lab import hostdeps
 from numacert.lab.image import NodeImage, build_image
-from numacert.lab.vm import VM
+from numacert.lab.qemu import Ports
+from numacert.lab.vm import VM, free_port
 from numacert.topology.model import Topology
 
 
@@ -36,7 +37,13 @@ def lab_image() -> NodeImage:
 @contextmanager
 def booted(image: NodeImage, run_dir: Path, topology: Topology, memory_per_node: int,
            **kwargs: object) -> Iterator[VM]:
-    """Start a guest, wait for ssh and containerd, and stop it whatever happens."""
+    """Start a guest, wait for ssh and containerd, and stop it whatever happens.
+
+    Ports are free ones, so a test guest never collides with a running `numacert lab`
+    (which holds 127.0.0.2:10250).
+    """
+    kwargs.setdefault("ports", Ports(ssh=free_port(), kubelet_addr="127.0.0.2",
+                                     kubelet_port=free_port("127.0.0.2")))
     vm = VM(run_dir, image, topology, memory_per_node, **kwargs)  # type: ignore[arg-type]
     try:
         vm.start()

@@ -65,7 +65,7 @@ def test_default_shape_two_sockets_smt():
     assert argv[0] == "qemu-system-x86_64"
     assert values(argv, "-smp") == ["cpus=8,sockets=2,dies=1,cores=2,threads=2"]
     assert values(argv, "-m") == ["4096M"]
-    assert values(argv, "-cpu") == ["Skylake-Server-v4"]
+    assert values(argv, "-cpu") == ["Skylake-Server-v4,-pdpe1gb"]  # no 1Gi size in the topology
     assert values(argv, "-accel") == ["tcg,thread=multi"]
     assert values(argv, "-machine") == ["q35"]
     assert values(argv, "-object") == ["memory-backend-ram,id=mem0,size=2048M",
@@ -163,6 +163,13 @@ def test_1g_hugepages_on_kernel_command_line():
     argv = qemu_args(topo, 4 * GiB, PORTS, PATHS, hugepages_1g_per_node=1)
     append = append_of(argv)
     assert "hugepagesz=1G" in append and "hugepages=0:1,1:1" in append
+    assert values(argv, "-cpu") == ["Skylake-Server-v4"]
+
+
+def test_1g_page_size_kept_when_topology_lists_it():
+    rows = [{"id": i, "socket": 0, "numa": 0, "core": i // 2} for i in range(2)]
+    topo = Topology(make_cpus(rows), [NUMANode(id=0, memory=GiB, hugepages={GiB: 0})])
+    assert values(qemu_args(topo, GiB, PORTS, PATHS), "-cpu") == ["Skylake-Server-v4"]
 
 
 def test_1g_hugepages_need_big_nodes():
@@ -189,7 +196,7 @@ def test_ports_paths_and_options():
                       "hostfwd=tcp:127.0.0.5:11250-:11250,hostfwd=tcp:127.0.0.1:18080-:8080")
     assert values(argv, "-drive") == ["file=/c/rootfs.img,if=virtio,format=raw,cache=unsafe,"
                                       "snapshot=on"]
-    assert values(argv, "-cpu") == ["Cascadelake-Server"]
+    assert values(argv, "-cpu") == ["Cascadelake-Server,-pdpe1gb"]
     assert "-daemonize" not in argv
     assert argv[-2:] == ["-d", "guest_errors"]
     append = append_of(argv)
