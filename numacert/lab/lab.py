@@ -308,7 +308,7 @@ class Lab:
         selector = f"spec.nodeName={NODE_NAME}"
         for pod in api.list_pod_for_all_namespaces(field_selector=selector).items:
             api.delete_namespaced_pod(pod.metadata.name, pod.metadata.namespace,
-                                      grace_period_seconds=0)
+                                      grace_period_seconds=1)
         deadline = time.monotonic() + timeout
         while api.list_pod_for_all_namespaces(field_selector=selector).items:
             if time.monotonic() > deadline:

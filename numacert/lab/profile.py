@@ -15,11 +15,12 @@ import yaml
 
 from numacert.errors import InputError
 from numacert.quantity import QuantityError, to_bytes
-from numacert.topology.model import Topology
+from numacert.topology.model import NUMANode, Topology
 from numacert.topology.spec import topology_from_spec
 
 KEYS = {"description", "topology", "memory_per_numa", "kubelet", "cpu_model"}
 DEFAULT_PROFILE = "default"
+GIGANTIC = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ class LabProfile:
         return {n.id: n.hugepages.get(2 << 20, 0) for n in self.topology.numa_nodes}
 
     def hugepages_1g(self) -> dict[int, int]:
-        return {n.id: n.hugepages.get(1 << 30, 0) for n in self.topology.numa_nodes}
+        return {n.id: n.hugepages.get(GIGANTIC, 0) for n in self.topology.numa_nodes}
 
 
 def _lab_dir():
@@ -60,7 +61,8 @@ def load_lab_profile(name: str) -> LabProfile:
     unknown = sorted(set(data) - KEYS)
     if unknown:
         raise InputError(f"unknown key {unknown[0]!r}", f"{where}: {unknown[0]}")
-    topology = topology_from_spec(data.get("topology"), f"{where}: topology")
+    topology = _with_gigantic_pages(topology_from_spec(data.get("topology"),
+                                                       f"{where}: topology"))
     memory = {n.id: n.memory for n in topology.numa_nodes}
     if data.get("memory_per_numa") is not None:
         try:
@@ -80,3 +82,15 @@ def load_lab_profile(name: str) -> LabProfile:
         kubelet=kubelet,
         cpu_model=data.get("cpu_model"),
     )
+
+
+def _with_gigantic_pages(topology: Topology) -> Topology:
+    """The topology as the guest kernel reports it: the lab's Intel CPU model has pdpe1gb, so
+    every node lists a 1Gi hugepage size (with 0 pages unless the profile asks for some), and
+    the kubelet's Memory Manager keeps a hugepages-1Gi entry for it."""
+    nodes = [
+        NUMANode(n.id, n.memory, {**n.hugepages, GIGANTIC: n.hugepages.get(GIGANTIC, 0)},
+                 n.distances)
+        for n in topology.numa_nodes
+    ]
+    return Topology(list(topology.cpus), nodes)
