@@ -58,8 +58,12 @@ def make_pod(rng: random.Random, index: int) -> dict:
         ]
     else:
         containers = [{"name": "c", "resources": {"requests": {"cpu": "250m", "memory": "64Mi"}}}]
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
-            "spec": {"containers": containers}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name},
+        "spec": {"containers": containers},
+    }
 
 
 def main() -> None:
@@ -68,8 +72,9 @@ def main() -> None:
     parser.add_argument("--policy", default="single-numa-node")
     parser.add_argument("--scope", default="pod")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--target-pods", type=int, default=40,
-                        help="steady-state number of pods on the node")
+    parser.add_argument(
+        "--target-pods", type=int, default=40, help="steady-state number of pods on the node"
+    )
     args = parser.parse_args()
 
     topology = load_profile("bench-256")

@@ -69,4 +69,4 @@ def hugepage_size_from_resource(name: str) -> int:
     """hugepages-2Mi -> 2097152. Raises QuantityError for anything else."""
     if not name.startswith("hugepages-"):
         raise QuantityError(f"not a hugepages resource: {name!r}")
-    return to_bytes(name[len("hugepages-"):])
+    return to_bytes(name[len("hugepages-") :])

@@ -80,7 +80,9 @@ def scenario_from_dict(data: object, where: str = "scenario") -> Scenario:
     k8s_minor = _minor(data.get("kubernetesVersion"), f"{where}: kubernetesVersion")
     kubelet_raw = data.get("kubelet") or {}
     if not isinstance(kubelet_raw, dict):
-        raise InputError("kubelet must be a mapping of KubeletConfiguration fields", f"{where}: kubelet")
+        raise InputError(
+            "kubelet must be a mapping of KubeletConfiguration fields", f"{where}: kubelet"
+        )
     kubelet = kubelet_from_dict(kubelet_raw, source=where, prefix="kubelet.")
     validate(kubelet, topology, k8s_minor, raise_first=True, source=where, prefix="kubelet.")
 
@@ -105,7 +107,7 @@ def scenario_from_dict(data: object, where: str = "scenario") -> Scenario:
 def _step(raw: object, where: str) -> Step:
     if not isinstance(raw, dict) or len(raw) != 1:
         raise InputError("a step is a mapping with exactly one key: add or delete", where)
-    (action, value), = raw.items()
+    ((action, value),) = raw.items()
     if action == "add":
         return AddStep(pod_from_manifest(value, f"{where}.add"))
     if action == "delete":

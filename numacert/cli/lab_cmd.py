@@ -25,22 +25,38 @@ def lab() -> None:
 
 
 @lab.command()
-@click.option("--profile", "-p", default=DEFAULT_PROFILE, show_default=True,
-              help="lab profile (clusters/lab/NAME.yaml); see `numacert lab profiles`")
-@click.option("--kubelet", "kubelet_file", type=click.Path(dir_okay=False),
-              help="KubeletConfiguration file (complete or partial) overriding the profile's")
+@click.option(
+    "--profile",
+    "-p",
+    default=DEFAULT_PROFILE,
+    show_default=True,
+    help="lab profile (clusters/lab/NAME.yaml); see `numacert lab profiles`",
+)
+@click.option(
+    "--kubelet",
+    "kubelet_file",
+    type=click.Path(dir_okay=False),
+    help="KubeletConfiguration file (complete or partial) overriding the profile's",
+)
 def up(profile: str, kubelet_file: str | None) -> None:
     """Bring the lab up (a second `up` is harmless)."""
     override = read_override(kubelet_file) if kubelet_file else None
     record = _lab().up(profile, override, kubelet_file)
-    click.echo(f"lab up: profile {record.profile}, Kubernetes {record.k8s_version}, "
-               f"node {record.node_name}")
+    click.echo(
+        f"lab up: profile {record.profile}, Kubernetes {record.k8s_version}, "
+        f"node {record.node_name}"
+    )
     click.echo(f"kubeconfig: {_lab(False).kubeconfig}")
 
 
 @lab.command()
-@click.option("--kubelet", "kubelet_file", type=click.Path(dir_okay=False), required=True,
-              help="KubeletConfiguration file (complete or partial) applied over the lab's base")
+@click.option(
+    "--kubelet",
+    "kubelet_file",
+    type=click.Path(dir_okay=False),
+    required=True,
+    help="KubeletConfiguration file (complete or partial) applied over the lab's base",
+)
 def reconfigure(kubelet_file: str) -> None:
     """Restart the lab kubelet with another policy (pods are removed, state files cleared)."""
     override = read_override(kubelet_file)
@@ -59,10 +75,14 @@ def status(output: str) -> None:
     if st["profile"] is None:
         click.echo(f"lab: down (state {st['state_dir']})")
         return
-    click.echo(f"lab: {'up' if st['up'] else 'NOT up'} (profile {st['profile']}, "
-               f"Kubernetes {st['kubernetes']})")
-    click.echo(f"  control plane: running={st['control_plane']['running']} "
-               f"ready={st['control_plane']['ready']}")
+    click.echo(
+        f"lab: {'up' if st['up'] else 'NOT up'} (profile {st['profile']}, "
+        f"Kubernetes {st['kubernetes']})"
+    )
+    click.echo(
+        f"  control plane: running={st['control_plane']['running']} "
+        f"ready={st['control_plane']['ready']}"
+    )
     click.echo(f"  guest: {st['guest']}")
     click.echo(f"  node {st['node']['name']}: ready={st['node']['ready']}")
     click.echo(f"  kubeconfig: {st['kubeconfig']}")

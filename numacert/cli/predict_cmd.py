@@ -16,8 +16,14 @@ from numacert.scenario import load_scenario
 
 @click.command()
 @click.argument("scenario", type=click.Path(dir_okay=False))
-@click.option("--output", "-o", type=click.Choice(["json", "yaml"]), default="json",
-              show_default=True, help="output format")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Choice(["json", "yaml"]),
+    default="json",
+    show_default=True,
+    help="output format",
+)
 def predict(scenario: str, output: str) -> None:
     """Predict admission and placement for the pods of a SCENARIO file."""
     sc = load_scenario(scenario)
@@ -32,4 +38,3 @@ def predict(scenario: str, output: str) -> None:
         click.echo(json.dumps(result, indent=2))
     else:
         click.echo(yaml.safe_dump(result, sort_keys=False), nl=False)
-

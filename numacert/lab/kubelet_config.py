@@ -103,6 +103,11 @@ def lab_kubelet_config(
     if config.memory_manager_policy == "Static" and not config.reserved_memory:
         config.reserved_memory = derive_reserved_memory(config, topology)
         config.explicit.add("reservedMemory")
-    validate(config, topology, k8s_minor, raise_first=True,
-             source=override_source or "lab kubelet configuration")
+    validate(
+        config,
+        topology,
+        k8s_minor,
+        raise_first=True,
+        source=override_source or "lab kubelet configuration",
+    )
     return config

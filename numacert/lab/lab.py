@@ -92,8 +92,12 @@ class Progress:
 
 
 class Lab:
-    def __init__(self, state_dir: Path | None = None, progress: bool = True,
-                 k8s_version: str = lab_binaries.DEFAULT_K8S_VERSION) -> None:
+    def __init__(
+        self,
+        state_dir: Path | None = None,
+        progress: bool = True,
+        k8s_version: str = lab_binaries.DEFAULT_K8S_VERSION,
+    ) -> None:
         self.dir = Path(state_dir) if state_dir else default_state_dir()
         self.progress = Progress(progress)
         self.k8s_version = k8s_version
@@ -140,26 +144,43 @@ class Lab:
         return client.CoreV1Api(api_client)
 
     # ---- up --------------------------------------------------------------------------------
-    def plan(self, profile_name: str, kubelet_override: dict | None,
-             override_source: str | None) -> tuple[LabProfile, KubeletConfig]:
+    def plan(
+        self, profile_name: str, kubelet_override: dict | None, override_source: str | None
+    ) -> tuple[LabProfile, KubeletConfig]:
         """Resolve the profile and the kubelet configuration; touches nothing."""
         profile = load_lab_profile(profile_name)
-        config = lab_kubelet_config(profile.topology, profile.kubelet, kubelet_override,
-                                    override_source, _minor(self.k8s_version))
+        config = lab_kubelet_config(
+            profile.topology,
+            profile.kubelet,
+            kubelet_override,
+            override_source,
+            _minor(self.k8s_version),
+        )
         return profile, config
 
-    def up(self, profile_name: str = DEFAULT_PROFILE, kubelet_override: dict | None = None,
-           override_source: str | None = None, timeout: float = 900.0) -> LabRecord:
+    def up(
+        self,
+        profile_name: str = DEFAULT_PROFILE,
+        kubelet_override: dict | None = None,
+        override_source: str | None = None,
+        timeout: float = 900.0,
+    ) -> LabRecord:
         """Bring the lab up for `profile_name`; harmless when it is already up as asked."""
         profile, config = self.plan(profile_name, kubelet_override, override_source)
         existing = self.record
         if existing is not None and self._is_up():
             if existing.profile != profile.name:
-                raise InputError(f"the lab is up with profile {existing.profile!r}; run "
-                                 f"`numacert lab down` first", "--profile")
+                raise InputError(
+                    f"the lab is up with profile {existing.profile!r}; run "
+                    f"`numacert lab down` first",
+                    "--profile",
+                )
             if kubelet_override is not None and existing.kubelet_config != to_yaml(config):
-                raise InputError("the lab is up with another kubelet configuration; use "
-                                 "`numacert lab reconfigure --kubelet FILE`", "--kubelet")
+                raise InputError(
+                    "the lab is up with another kubelet configuration; use "
+                    "`numacert lab reconfigure --kubelet FILE`",
+                    "--kubelet",
+                )
             self.progress.echo("lab already up") if self.progress.show else None
             return existing
         if existing is not None:
@@ -176,10 +197,16 @@ class Lab:
         with self.progress.step("control plane on 127.0.0.1 (etcd, apiserver, controllers)"):
             cp.start(timeout=300)
         ports = GuestPorts(ssh=free_port(), kubelet_addr=NODE_NAME, kubelet_port=KUBELET_PORT)
-        vm = VM(self.vm_dir, image, profile.topology, profile.memory_per_numa, ports=ports,
-                hugepages_2m_per_node=profile.hugepages_2m(),
-                hugepages_1g_per_node=profile.hugepages_1g(),
-                **({"cpu_model": profile.cpu_model} if profile.cpu_model else {}))
+        vm = VM(
+            self.vm_dir,
+            image,
+            profile.topology,
+            profile.memory_per_numa,
+            ports=ports,
+            hugepages_2m_per_node=profile.hugepages_2m(),
+            hugepages_1g_per_node=profile.hugepages_1g(),
+            **({"cpu_model": profile.cpu_model} if profile.cpu_model else {}),
+        )
         with self.progress.step(f"guest boot ({profile.topology!r}, TCG)"):
             vm.start()
             vm.wait_ssh(timeout=600)
@@ -192,8 +219,9 @@ class Lab:
             self.wait_node_ready(since=started, timeout=timeout)
         return record
 
-    def _install_kubelet(self, vm: VM, cp: ControlPlane, binaries: lab_binaries.Binaries,
-                         config: KubeletConfig) -> None:
+    def _install_kubelet(
+        self, vm: VM, cp: ControlPlane, binaries: lab_binaries.Binaries, config: KubeletConfig
+    ) -> None:
         serving = cp.kubelet_serving_cert(NODE_NAME, ips=[NODE_NAME])
         node_kubeconfig = cp.node_kubeconfig(NODE_NAME)
         vm.put_file(binaries.kubelet, "/usr/local/bin/kubelet", mode=0o755)
@@ -242,12 +270,15 @@ class Lab:
         vm = self.vm()
         while not self.node_ready(since):
             if not vm.is_running():
-                raise InfrastructureError(f"the lab guest died; last console lines:\n"
-                                          f"{vm.console_tail()}")
+                raise InfrastructureError(
+                    f"the lab guest died; last console lines:\n{vm.console_tail()}"
+                )
             if time.monotonic() - start > timeout:
                 _, log, _ = vm.ssh("tail -n 30 /var/log/kubelet.log", timeout=30)
-                raise InfrastructureError(f"timed out after {timeout:.0f}s waiting for node "
-                                          f"{NODE_NAME} to be Ready; kubelet log:\n{log}")
+                raise InfrastructureError(
+                    f"timed out after {timeout:.0f}s waiting for node "
+                    f"{NODE_NAME} to be Ready; kubelet log:\n{log}"
+                )
             time.sleep(2)
         return time.monotonic() - start
 
@@ -264,8 +295,9 @@ class Lab:
             return json.loads(resp.read())["kubeletconfig"]
 
     # ---- reconfigure -----------------------------------------------------------------------
-    def reconfigure(self, kubelet_override: dict, override_source: str | None = None,
-                    timeout: float = 900.0) -> LabRecord:
+    def reconfigure(
+        self, kubelet_override: dict, override_source: str | None = None, timeout: float = 900.0
+    ) -> LabRecord:
         """Run the kubelet with the lab profile's base + `kubelet_override`.
 
         The new configuration is computed and validated before anything is touched. Then:
@@ -284,8 +316,11 @@ class Lab:
             self.evict_all_pods(timeout=300)
         with self.progress.step("kubelet stop, state files cleared, new configuration"):
             vm.ssh("lab-kubelet stop", timeout=120, check=True)
-            vm.ssh("rm -f /var/lib/kubelet/cpu_manager_state "
-                   "/var/lib/kubelet/memory_manager_state", timeout=60, check=True)
+            vm.ssh(
+                "rm -f /var/lib/kubelet/cpu_manager_state /var/lib/kubelet/memory_manager_state",
+                timeout=60,
+                check=True,
+            )
             vm.put_text(new.kubelet_config, "/etc/lab/kubelet.yaml", mode=0o644)
             new.write(self.record_path)
         with self.progress.step(f"kubelet start, node {NODE_NAME} Ready"):
@@ -293,13 +328,16 @@ class Lab:
             vm.ssh("lab-kubelet start", timeout=120, check=True)
             self.wait_node_ready(since=started, timeout=timeout)
         live = self.kubelet_configz()
-        for key, want in (("cpuManagerPolicy", config.cpu_manager_policy),
-                          ("topologyManagerPolicy", config.topology_manager_policy),
-                          ("topologyManagerScope", config.topology_manager_scope),
-                          ("memoryManagerPolicy", config.memory_manager_policy)):
+        for key, want in (
+            ("cpuManagerPolicy", config.cpu_manager_policy),
+            ("topologyManagerPolicy", config.topology_manager_policy),
+            ("topologyManagerScope", config.topology_manager_scope),
+            ("memoryManagerPolicy", config.memory_manager_policy),
+        ):
             if live.get(key) != want:
-                raise InfrastructureError(f"the kubelet runs with {key}={live.get(key)!r} "
-                                          f"after reconfigure, not {want!r}")
+                raise InfrastructureError(
+                    f"the kubelet runs with {key}={live.get(key)!r} after reconfigure, not {want!r}"
+                )
         return new
 
     def evict_all_pods(self, timeout: float = 300.0) -> None:
@@ -307,13 +345,15 @@ class Lab:
         api = self.core_api()
         selector = f"spec.nodeName={NODE_NAME}"
         for pod in api.list_pod_for_all_namespaces(field_selector=selector).items:
-            api.delete_namespaced_pod(pod.metadata.name, pod.metadata.namespace,
-                                      grace_period_seconds=1)
+            api.delete_namespaced_pod(
+                pod.metadata.name, pod.metadata.namespace, grace_period_seconds=1
+            )
         deadline = time.monotonic() + timeout
         while api.list_pod_for_all_namespaces(field_selector=selector).items:
             if time.monotonic() > deadline:
-                raise InfrastructureError(f"timed out after {timeout:.0f}s waiting for the pods "
-                                          f"on node {NODE_NAME} to go")
+                raise InfrastructureError(
+                    f"timed out after {timeout:.0f}s waiting for the pods on node {NODE_NAME} to go"
+                )
             time.sleep(2)
 
     # ---- status / down ---------------------------------------------------------------------
@@ -326,17 +366,23 @@ class Lab:
         out["kubernetes"] = record.k8s_version
         try:
             vm = self.vm()
-            out["guest"] = {"running": vm.is_running(), "pid": vm.pid(),
-                            "ssh": f"{vm.ports.ssh_addr}:{vm.ports.ssh}"}
+            out["guest"] = {
+                "running": vm.is_running(),
+                "pid": vm.pid(),
+                "ssh": f"{vm.ports.ssh_addr}:{vm.ports.ssh}",
+            }
         except InfrastructureError:
             out["guest"] = {"running": False}
         cp_status = self.control_plane().status()
-        out["control_plane"] = {"running": cp_status.get("running"),
-                                "ready": cp_status.get("ready")}
+        out["control_plane"] = {
+            "running": cp_status.get("running"),
+            "ready": cp_status.get("ready"),
+        }
         out["node"] = {"name": NODE_NAME, "ready": self.node_ready()}
         out["kubeconfig"] = str(self.kubeconfig)
-        out["up"] = bool(out["guest"]["running"] and out["control_plane"]["running"]
-                         and out["node"]["ready"])
+        out["up"] = bool(
+            out["guest"]["running"] and out["control_plane"]["running"] and out["node"]["ready"]
+        )
         return out
 
     def down(self) -> None:

@@ -61,8 +61,7 @@ def load_lab_profile(name: str) -> LabProfile:
     unknown = sorted(set(data) - KEYS)
     if unknown:
         raise InputError(f"unknown key {unknown[0]!r}", f"{where}: {unknown[0]}")
-    topology = _with_gigantic_pages(topology_from_spec(data.get("topology"),
-                                                       f"{where}: topology"))
+    topology = _with_gigantic_pages(topology_from_spec(data.get("topology"), f"{where}: topology"))
     memory = {n.id: n.memory for n in topology.numa_nodes}
     if data.get("memory_per_numa") is not None:
         try:
@@ -72,8 +71,9 @@ def load_lab_profile(name: str) -> LabProfile:
         memory = {n: per_node for n in memory}
     kubelet = data.get("kubelet") or {}
     if not isinstance(kubelet, dict):
-        raise InputError("kubelet must be a mapping of KubeletConfiguration fields",
-                         f"{where}: kubelet")
+        raise InputError(
+            "kubelet must be a mapping of KubeletConfiguration fields", f"{where}: kubelet"
+        )
     return LabProfile(
         name=name,
         description=str(data.get("description", "")).strip(),
@@ -89,8 +89,9 @@ def _with_gigantic_pages(topology: Topology) -> Topology:
     every node lists a 1Gi hugepage size (with 0 pages unless the profile asks for some), and
     the kubelet's Memory Manager keeps a hugepages-1Gi entry for it."""
     nodes = [
-        NUMANode(n.id, n.memory, {**n.hugepages, GIGANTIC: n.hugepages.get(GIGANTIC, 0)},
-                 n.distances)
+        NUMANode(
+            n.id, n.memory, {**n.hugepages, GIGANTIC: n.hugepages.get(GIGANTIC, 0)}, n.distances
+        )
         for n in topology.numa_nodes
     ]
     return Topology(list(topology.cpus), nodes)

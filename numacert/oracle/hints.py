@@ -49,7 +49,8 @@ class AllocationError(Exception):
         if self.reason:
             return AdmissionError(self.reason, self.message)
         return AdmissionError(
-            "UnexpectedAdmissionError", f"Allocate failed due to {self.message}, which is unexpected"
+            "UnexpectedAdmissionError",
+            f"Allocate failed due to {self.message}, which is unexpected",
         )
 
 

@@ -26,11 +26,21 @@ def lab_unavailable() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
-def lab_image() -> NodeImage:
+def require_lab(request: pytest.FixtureRequest) -> None:
+    """Skip or fail a lab test per --numacert-lab when the lab cannot run here."""
+    mode = request.config.getoption("--numacert-lab")
+    if mode == "skip":
+        pytest.skip("lab tests disabled (--numacert-lab=skip)")
     reason = lab_unavailable()
     if reason:
+        if mode == "require":
+            pytest.fail(f"the lab cannot run here: {reason}")
         pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def lab_image(request: pytest.FixtureRequest) -> NodeImage:
+    require_lab(request)
     return build_image(progress=False)
 
 

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 
 import pytest
 import yaml
-
 from numacert.fixtures.kube import (
     besteffort_pod,
     container_view,
@@ -24,6 +23,7 @@ from numacert.fixtures.kube import (
     wait_event,
     wait_pod,
 )
+
 from numacert.cpuset import CPUSet
 from numacert.kubelet.config import KubeletConfig
 from numacert.kubelet.parse import from_dict
@@ -34,34 +34,24 @@ from numacert.oracle.predict import predict
 from numacert.scenario import AddStep
 from numacert.topology.model import Topology
 from numacert.topology.sysfs import collector_script, parse_snapshot
+from tests.lab.conftest import require_lab
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
 PROFILE = "default"
 
 
-def _unavailable() -> str | None:
-    from tests.lab.conftest import lab_unavailable
-
-    return lab_unavailable()
-
-
 @pytest.fixture(scope="module")
 def lab(request: pytest.FixtureRequest) -> Iterator[Lab]:
-    mode = request.config.getoption("--numacert-lab")
-    if mode == "skip":
-        pytest.skip("lab tests disabled (--numacert-lab=skip)")
-    reason = _unavailable()
-    if reason:
-        if mode == "require":
-            pytest.fail(f"the lab cannot run here: {reason}")
-        pytest.skip(reason)
+    require_lab(request)
     lab = Lab(progress=False)
     status = lab.status()
     original = lab.record if status["up"] else None
     if original is not None and original.profile != PROFILE:
-        pytest.skip(f"a lab with profile {original.profile!r} is up; these tests need "
-                    f"{PROFILE!r} (numacert lab down first)")
+        pytest.skip(
+            f"a lab with profile {original.profile!r} is up; these tests need "
+            f"{PROFILE!r} (numacert lab down first)"
+        )
     if original is None:
         lab.footprint_before = _host_footprint()
         lab.started_by_tests = True
@@ -116,7 +106,9 @@ def numa_nodes_of(topology: Topology, cpus) -> set[int]:
 def test_guest_topology_is_the_profile(guest_topology: Topology):
     profile = load_lab_profile(PROFILE).topology
     assert guest_topology.fingerprint() == profile.fingerprint(), (
-        guest_topology.to_dict(), profile.to_dict())
+        guest_topology.to_dict(),
+        profile.to_dict(),
+    )
     for seen, want in zip(guest_topology.numa_nodes, profile.numa_nodes, strict=True):
         assert seen.hugepages == want.hugepages
         # The kernel keeps a little of each node for itself.
@@ -136,7 +128,8 @@ def test_node_reports_profile_capacity(lab: Lab, guest_topology: Topology):
 
 
 def test_guaranteed_pod_gets_cpus_and_memory_of_one_numa_node(
-        lab: Lab, api, namespace: str, guest_topology: Topology):
+    lab: Lab, api, namespace: str, guest_topology: Topology
+):
     manifest = guaranteed_pod("g2", "2", "128Mi")
     pod = run_pod(api, namespace, manifest)
     assert pod.status.phase == "Running", pod.status
@@ -151,7 +144,8 @@ def test_guaranteed_pod_gets_cpus_and_memory_of_one_numa_node(
 
 
 def test_besteffort_pod_sees_shared_pool_and_all_nodes(
-        lab: Lab, api, namespace: str, guest_topology: Topology):
+    lab: Lab, api, namespace: str, guest_topology: Topology
+):
     pinned = guaranteed_pod("g2", "2", "128Mi")
     run_pod(api, namespace, pinned)
     exclusive = container_view(api, namespace, "g2").cpus
@@ -170,7 +164,8 @@ def test_besteffort_pod_sees_shared_pool_and_all_nodes(
 
 
 def test_pod_larger_than_a_numa_node_is_rejected(
-        lab: Lab, api, namespace: str, guest_topology: Topology):
+    lab: Lab, api, namespace: str, guest_topology: Topology
+):
     per_node = max(len(c) for c in guest_topology.cpus_by_numa.values())
     allocatable = int(lab.node().status.allocatable["cpu"])
     request = per_node + 1
@@ -180,16 +175,21 @@ def test_pod_larger_than_a_numa_node_is_rejected(
     assert pod.status.phase == "Failed"
     assert pod.status.reason == "TopologyAffinityError"
     assert pod.status.message == (
-        "Pod was rejected: Resources cannot be allocated with Topology locality")
+        "Pod was rejected: Resources cannot be allocated with Topology locality"
+    )
     event = wait_event(api, namespace, "toobig", "TopologyAffinityError")
-    assert event == ("Warning", "TopologyAffinityError",
-                     "Resources cannot be allocated with Topology locality")
+    assert event == (
+        "Warning",
+        "TopologyAffinityError",
+        "Resources cannot be allocated with Topology locality",
+    )
     predicted = oracle(guest_topology, running_config(lab), [manifest])[0]
     assert predicted["admitted"] is False and predicted["reason"] == pod.status.reason
 
 
 def test_best_effort_policy_spreads_the_same_pod_over_two_nodes(
-        lab: Lab, api, guest_topology: Topology):
+    lab: Lab, api, guest_topology: Topology
+):
     lab.reconfigure({"topologyManagerPolicy": "best-effort"}, "smoke test override")
     assert lab.kubelet_configz()["topologyManagerPolicy"] == "best-effort"
     per_node = max(len(c) for c in guest_topology.cpus_by_numa.values())

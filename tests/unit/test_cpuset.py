@@ -5,7 +5,13 @@ from numacert.cpuset import CPUSet, CPUSetError, format_cpulist
 
 @pytest.mark.parametrize(
     "text,ids",
-    [("", []), ("0", [0]), ("0-3", [0, 1, 2, 3]), ("0-1,4,6-7\n", [0, 1, 4, 6, 7]), ("5,3", [3, 5])],
+    [
+        ("", []),
+        ("0", [0]),
+        ("0-3", [0, 1, 2, 3]),
+        ("0-1,4,6-7\n", [0, 1, 4, 6, 7]),
+        ("5,3", [3, 5]),
+    ],
 )
 def test_parse(text, ids):
     assert CPUSet.parse(text) == set(ids)

@@ -64,8 +64,12 @@ def test_shipped_example_predicts(capsys):
     assert set(p1["containers"]["app"]) == {"cpus", "exclusive", "numa_affinity", "mems"}
     assert p1["containers"]["app"]["mems"] == "0"
     assert p2 == {
-        "action": "add", "pod": "p2", "admitted": False, "reason": "TopologyAffinityError",
-        "message": "Resources cannot be allocated with Topology locality", "containers": {},
+        "action": "add",
+        "pod": "p2",
+        "admitted": False,
+        "reason": "TopologyAffinityError",
+        "message": "Resources cannot be allocated with Topology locality",
+        "containers": {},
     }
     assert be["containers"]["shell"]["exclusive"] is False
     assert delete["action"] == "delete"
@@ -107,15 +111,27 @@ def test_explicit_topology_and_starting_state(tmp_path, capsys):
     # NUMA 0 = {0,1,4,5}: 0,4 reserved and 1,5 held by the running pod, so nothing is free
     # there. p1 and p2 fill NUMA 1's two cores; p3 fits nowhere and is rejected.
     assert steps[0]["containers"]["c1"] == {
-        "cpus": "2,6", "exclusive": True, "numa_affinity": [1], "mems": "1"}
+        "cpus": "2,6",
+        "exclusive": True,
+        "numa_affinity": [1],
+        "mems": "1",
+    }
     assert steps[1]["containers"]["c1"] == {
-        "cpus": "3,7", "exclusive": True, "numa_affinity": [1], "mems": "1"}
+        "cpus": "3,7",
+        "exclusive": True,
+        "numa_affinity": [1],
+        "mems": "1",
+    }
     assert steps[2]["admitted"] is False
     assert steps[2]["reason"] == "TopologyAffinityError"
     assert steps[2]["containers"] == {}
     # Deleting the state's pod (by uid) frees 1,5 on NUMA 0 for p4.
     assert steps[4]["containers"]["c1"] == {
-        "cpus": "1,5", "exclusive": True, "numa_affinity": [0], "mems": "0"}
+        "cpus": "1,5",
+        "exclusive": True,
+        "numa_affinity": [0],
+        "mems": "0",
+    }
     state = json.loads(out)["state"]
     assert "running" not in state["cpu"]["entries"]
     assert set(state["cpu"]["entries"]) == {"p1", "p2", "p4"}
@@ -136,21 +152,41 @@ def test_yaml_output(capsys):
     [
         (lambda s: s.update(topology={"profile": "no-such-profile"}), "topology"),
         (lambda s: s["kubelet"].update(topologyManagerPolicy="bogus"), "topologyManagerPolicy"),
-        (lambda s: s["kubelet"].update(reservedMemory=[{"numaNode": 0, "limits": {"memory": "1Gi"}}]),
-         "reservedMemory"),
+        (
+            lambda s: s["kubelet"].update(
+                reservedMemory=[{"numaNode": 0, "limits": {"memory": "1Gi"}}]
+            ),
+            "reservedMemory",
+        ),
         (lambda s: s["topology"]["cpus"][3].update(numa=7), "topology.cpus"),
         (lambda s: s.update(bogus=1), "bogus"),
         (lambda s: s["steps"].append({"delete": "nobody"}), "steps[1]"),
         (lambda s: s["steps"].append({"add": guaranteed("p1", "1")}), "steps[1]"),
-        (lambda s: s["steps"].append({"add": {"kind": "Pod", "metadata": {"name": "x"}}}), "steps[1]"),
+        (
+            lambda s: s["steps"].append({"add": {"kind": "Pod", "metadata": {"name": "x"}}}),
+            "steps[1]",
+        ),
         (lambda s: s["steps"].append({"add": guaranteed("x", "2xx")}), "steps[1]"),
-        (lambda s: s.update(state={"cpu": {"policyName": "static", "defaultCpuSet": "0-7",
-                                           "entries": {"a": {"b": "1"}}}}), "state.cpu"),
+        (
+            lambda s: s.update(
+                state={
+                    "cpu": {
+                        "policyName": "static",
+                        "defaultCpuSet": "0-7",
+                        "entries": {"a": {"b": "1"}},
+                    }
+                }
+            ),
+            "state.cpu",
+        ),
     ],
 )
 def test_bad_scenarios_exit_2_with_one_line(tmp_path, capsys, mutate, where):
-    scenario = {"topology": json.loads(json.dumps(EXPLICIT)), "kubelet": dict(KUBELET),
-                "steps": [{"add": guaranteed("p1", "1")}]}
+    scenario = {
+        "topology": json.loads(json.dumps(EXPLICIT)),
+        "kubelet": dict(KUBELET),
+        "steps": [{"add": guaranteed("p1", "1")}],
+    }
     mutate(scenario)
     path = write(tmp_path, scenario)
     code, out, err = run(["predict", path], capsys)
