@@ -1,0 +1,99 @@
+"""Lab profiles and the lab kubelet configuration: pure parts, no guest needed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from numacert.cli.main import main
+from numacert.errors import InputError
+from numacert.kubelet.render import to_yaml
+from numacert.lab.kubelet_config import LAB_BASE, lab_kubelet_config, read_override
+from numacert.lab.lab import Lab
+from numacert.lab.profile import list_lab_profiles, load_lab_profile
+from numacert.lab.qemu import qemu_shape
+
+
+def test_issue_profiles_are_shipped():
+    assert {"default", "single-numa", "four-numa", "nine-numa"} <= set(list_lab_profiles())
+
+
+@pytest.mark.parametrize("name", list_lab_profiles())
+def test_every_profile_boots_as_qemu_can_and_validates(name):
+    profile = load_lab_profile(name)
+    qemu_shape(profile.topology)  # raises when qemu cannot reproduce the topology
+    config = lab_kubelet_config(profile.topology, profile.kubelet)
+    assert config.cpu_manager_policy == "static"
+    # The guest kernel lists a 1Gi size on the lab's CPU model; the topology says so too.
+    assert all(1 << 30 in n.hugepages for n in profile.topology.numa_nodes)
+
+
+def test_default_profile_is_the_issue_default():
+    p = load_lab_profile("default")
+    t = p.topology
+    assert (t.num_sockets, len(t.numa_nodes), t.num_cpus, t.cpus_per_core) == (2, 2, 8, 2)
+    assert t.cpus_by_numa == {0: {0, 1, 2, 3}, 1: {4, 5, 6, 7}}
+    assert p.hugepages_2m() == {0: 64, 1: 64}
+
+
+def test_memory_manager_static_gets_a_derived_reserved_memory():
+    p = load_lab_profile("default")
+    config = lab_kubelet_config(p.topology, p.kubelet)
+    # systemReserved 256Mi + the lab's evictionHard memory.available 100Mi, on NUMA node 0.
+    assert [(r.numa_node, r.limits) for r in config.reserved_memory] == [(0, {"memory": "356Mi"})]
+
+
+def test_override_wins_field_by_field_and_keeps_the_lab_base():
+    p = load_lab_profile("default")
+    config = lab_kubelet_config(
+        p.topology, p.kubelet, {"topologyManagerPolicy": "best-effort"}, "o.yaml"
+    )
+    assert config.topology_manager_policy == "best-effort"
+    assert config.cpu_manager_policy == "static"
+    rendered = yaml.safe_load(to_yaml(config))
+    for key in ("cgroupDriver", "containerRuntimeEndpoint", "tlsCertFile"):
+        assert rendered[key] == LAB_BASE[key]
+
+
+def test_invalid_override_names_the_file_and_field():
+    p = load_lab_profile("default")
+    with pytest.raises(InputError) as exc:
+        lab_kubelet_config(p.topology, p.kubelet, {"topologyManagerScope": "node"}, "bad.yaml")
+    assert "bad.yaml" in str(exc.value) and "topologyManagerScope" in str(exc.value)
+
+
+def test_read_override_rejects_other_kinds(tmp_path: Path):
+    path = tmp_path / "x.yaml"
+    path.write_text("kind: Pod\n")
+    with pytest.raises(InputError, match="kind"):
+        read_override(path)
+
+
+@pytest.mark.parametrize(
+    "args,where",
+    [
+        (["lab", "up", "--profile", "no-such"], "--profile"),
+        (["lab", "up", "--kubelet", "BAD"], "topologyManagerPolicy"),
+        (["lab", "up", "--kubelet", "MISSING"], "MISSING"),
+    ],
+)
+def test_bad_lab_input_exits_2_and_touches_nothing(tmp_path, monkeypatch, capsys, args, where):
+    state = tmp_path / "state"
+    monkeypatch.setenv("NUMACERT_LAB_DIR", str(state))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("topologyManagerPolicy: sometimes\n")
+    args = [
+        str(bad) if a == "BAD" else str(tmp_path / "missing.yaml") if a == "MISSING" else a
+        for a in args
+    ]
+    where = "missing.yaml" if where == "MISSING" else where
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and where in err[0], err
+    assert not state.exists() or not any(state.iterdir())
+
+
+def test_status_of_a_lab_that_never_ran(tmp_path):
+    assert Lab(tmp_path, progress=False).status()["up"] is False
