@@ -97,3 +97,24 @@ def test_bad_lab_input_exits_2_and_touches_nothing(tmp_path, monkeypatch, capsys
 
 def test_status_of_a_lab_that_never_ran(tmp_path):
     assert Lab(tmp_path, progress=False).status()["up"] is False
+
+
+def test_reconfigure_refuses_a_bad_configuration_before_touching_the_node(tmp_path, monkeypatch):
+    from numacert.lab.lab import LabRecord
+
+    lab = Lab(tmp_path, progress=False)
+    LabRecord("default", "v1.37.2", "kind: KubeletConfiguration\n", None).write(lab.record_path)
+    touched: list[str] = []
+    monkeypatch.setattr(Lab, "_is_up", lambda self: True)
+    monkeypatch.setattr(Lab, "evict_all_pods", lambda self, timeout=0: touched.append("evict"))
+    monkeypatch.setattr(Lab, "vm", lambda self: touched.append("vm"))
+    with pytest.raises(InputError) as exc:
+        lab.reconfigure({"cpuManagerPolicy": "dynamic"}, "bad.yaml")
+    assert "bad.yaml" in str(exc.value) and "cpuManagerPolicy" in str(exc.value)
+    assert touched == []
+    assert "kind: KubeletConfiguration" in lab.record_path.read_text()
+
+
+def test_reconfigure_needs_a_running_lab(tmp_path):
+    with pytest.raises(InputError, match="not up"):
+        Lab(tmp_path, progress=False).reconfigure({}, "x.yaml")
