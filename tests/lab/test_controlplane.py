@@ -53,16 +53,20 @@ def lab_binaries(request: pytest.FixtureRequest) -> binaries.Binaries:
         return found
     if mode == "require":
         return binaries.resolve(offline=True, progress=False)
-    pytest.skip(f"no cached Kubernetes {binaries.DEFAULT_K8S_VERSION} binaries (build them with "
-                "--numacert-lab=require or numacert.lab.binaries.resolve())")
+    pytest.skip(
+        f"no cached Kubernetes {binaries.DEFAULT_K8S_VERSION} binaries (build them with "
+        "--numacert-lab=require or numacert.lab.binaries.resolve())"
+    )
 
 
 @pytest.fixture
 def control_plane(tmp_path: Path, lab_binaries: binaries.Binaries) -> Iterator[ControlPlane]:
     a, e1, e2, cm, sc = _free_ports(5)
-    cp = ControlPlane(tmp_path / "run", lab_binaries,
-                      ports=Ports(apiserver=a, etcd_client=e1, etcd_peer=e2,
-                                  controller_manager=cm, scheduler=sc))
+    cp = ControlPlane(
+        tmp_path / "run",
+        lab_binaries,
+        ports=Ports(apiserver=a, etcd_client=e1, etcd_peer=e2, controller_manager=cm, scheduler=sc),
+    )
     try:
         yield cp
     finally:
@@ -92,8 +96,12 @@ def test_control_plane_round_trip(control_plane: ControlPlane) -> None:
     # /readyz through kubectl when there is one (any version can do get --raw).
     kubectl = cp.binaries.kubectl
     if kubectl is not None:
-        out = subprocess.run([str(kubectl), "--kubeconfig", str(cp.admin_kubeconfig), "get",
-                              "--raw", "/readyz"], capture_output=True, text=True, timeout=60)
+        out = subprocess.run(
+            [str(kubectl), "--kubeconfig", str(cp.admin_kubeconfig), "get", "--raw", "/readyz"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
 
     api = client.CoreV1Api(config.new_client_from_config(str(cp.admin_kubeconfig)))
@@ -143,9 +151,11 @@ def test_failed_start_leaves_nothing(tmp_path: Path, lab_binaries: binaries.Bina
     broken.chmod(0o755)
     bins = dataclasses.replace(lab_binaries, paths={**lab_binaries.paths, "etcd": broken})
     a, e1, e2, cm, sc = _free_ports(5)
-    cp = ControlPlane(tmp_path / "run", bins, ports=Ports(apiserver=a, etcd_client=e1,
-                                                          etcd_peer=e2, controller_manager=cm,
-                                                          scheduler=sc))
+    cp = ControlPlane(
+        tmp_path / "run",
+        bins,
+        ports=Ports(apiserver=a, etcd_client=e1, etcd_peer=e2, controller_manager=cm, scheduler=sc),
+    )
     with pytest.raises(Exception, match=r"etcd exited while waiting for etcd /health") as exc:
         cp.start(timeout=30)
     assert "cannot start (test)" in str(exc.value)

@@ -30,8 +30,9 @@ def profile() -> Topology:
 
 
 @pytest.fixture(scope="module")
-def guest(lab_image: NodeImage, profile: Topology, tmp_path_factory: pytest.TempPathFactory
-          ) -> Iterator[VM]:
+def guest(
+    lab_image: NodeImage, profile: Topology, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[VM]:
     run_dir = Path(tmp_path_factory.mktemp("lab-default"))
     with booted(lab_image, run_dir, profile, 2 * GiB) as vm:
         yield vm
@@ -77,8 +78,11 @@ def test_offline_images_imported(guest: VM):
 
 
 def test_container_runs(guest: VM):
-    out = sh(guest, f"ctr -n k8s.io run --rm {TEST_IMAGE} t-boot "
-                    "sh -c 'echo hello-from-lab; grep -c processor /proc/cpuinfo'")
+    out = sh(
+        guest,
+        f"ctr -n k8s.io run --rm {TEST_IMAGE} t-boot "
+        "sh -c 'echo hello-from-lab; grep -c processor /proc/cpuinfo'",
+    )
     assert out.splitlines() == ["hello-from-lab", "8"]
 
 
