@@ -5,17 +5,19 @@ from __future__ import annotations
 import json
 import os
 import sys
+from pathlib import Path
 
 import click
 
+from numacert.errors import InputError
 from numacert.lab.kubelet_config import read_override
 from numacert.lab.profile import DEFAULT_PROFILE, list_lab_profiles
 
 
-def _lab(progress: bool = True):
+def _lab(progress: bool = True, **binaries):
     from numacert.lab.lab import Lab  # heavy imports only when a lab command runs
 
-    return Lab(progress=progress)
+    return Lab(progress=progress, **binaries)
 
 
 @click.group()
@@ -38,10 +40,45 @@ def lab() -> None:
     type=click.Path(dir_okay=False),
     help="KubeletConfiguration file (complete or partial) overriding the profile's",
 )
-def up(profile: str, kubelet_file: str | None) -> None:
+@click.option(
+    "--kubernetes-version",
+    default=None,
+    metavar="VERSION",
+    help="Kubernetes version of the lab's binaries (default: the pinned v1.37.2)",
+)
+@click.option(
+    "--binaries",
+    "binaries_source",
+    default="auto",
+    show_default=True,
+    type=click.Choice(["auto", "release", "build", "dir"]),
+    help="where the binaries come from: auto = cache, else release download "
+    "(unless NUMACERT_OFFLINE=1), else build from the Go module proxy",
+)
+@click.option(
+    "--binaries-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="directory holding kube-apiserver, kube-controller-manager, "
+    "kube-scheduler, kubelet and etcd (with --binaries dir)",
+)
+def up(
+    profile: str,
+    kubelet_file: str | None,
+    kubernetes_version: str | None,
+    binaries_source: str,
+    binaries_dir: str | None,
+) -> None:
     """Bring the lab up (a second `up` is harmless)."""
+    if binaries_source == "dir" and not binaries_dir:
+        raise InputError("--binaries dir needs --binaries-dir DIR", "--binaries-dir")
     override = read_override(kubelet_file) if kubelet_file else None
-    record = _lab().up(profile, override, kubelet_file)
+    options: dict = {"binaries_source": binaries_source}
+    if kubernetes_version:
+        options["k8s_version"] = kubernetes_version
+    if binaries_dir:
+        options["binaries_dir"] = Path(binaries_dir)
+    record = _lab(**options).up(profile, override, kubelet_file)
     click.echo(
         f"lab up: profile {record.profile}, Kubernetes {record.k8s_version}, "
         f"node {record.node_name}"

@@ -99,10 +99,14 @@ class Lab:
         state_dir: Path | None = None,
         progress: bool = True,
         k8s_version: str = lab_binaries.DEFAULT_K8S_VERSION,
+        binaries_source: str = "auto",
+        binaries_dir: Path | None = None,
     ) -> None:
         self.dir = Path(state_dir) if state_dir else default_state_dir()
         self.progress = Progress(progress)
         self.k8s_version = k8s_version
+        self.binaries_source = binaries_source
+        self.binaries_dir = binaries_dir
         self._binaries: lab_binaries.Binaries | None = None
 
     # ---- paths and parts -------------------------------------------------------------------
@@ -124,7 +128,12 @@ class Lab:
 
     def binaries(self) -> lab_binaries.Binaries:
         if self._binaries is None:
-            self._binaries = lab_binaries.resolve(self.k8s_version, progress=self.progress.show)
+            self._binaries = lab_binaries.resolve(
+                self.k8s_version,
+                source=self.binaries_source,
+                directory=self.binaries_dir,
+                progress=self.progress.show,
+            )
         return self._binaries
 
     def control_plane(self) -> ControlPlane:
