@@ -25,6 +25,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from kubernetes.client.rest import ApiException
+
 from numacert.errors import InfrastructureError, InputError
 from numacert.kubelet.config import KubeletConfig
 from numacert.kubelet.render import to_yaml
@@ -376,6 +378,7 @@ class Lab:
         with self.progress.step("pods off the node"):
             self.evict_all_pods(timeout=300)
         with self.progress.step("kubelet stop, state files cleared, new configuration"):
+            new.write(self.record_path)  # journal first: what the node is being changed to
             vm.ssh("lab-kubelet stop", timeout=120, check=True)
             vm.ssh(
                 "rm -f /var/lib/kubelet/cpu_manager_state /var/lib/kubelet/memory_manager_state",
@@ -383,7 +386,6 @@ class Lab:
                 check=True,
             )
             vm.put_text(new.kubelet_config, "/etc/lab/kubelet.yaml", mode=0o644)
-            new.write(self.record_path)
         with self.progress.step(f"kubelet start, node {NODE_NAME} Ready"):
             started = time.time()
             vm.ssh("lab-kubelet start", timeout=120, check=True)
@@ -406,9 +408,13 @@ class Lab:
         api = self.core_api()
         selector = f"spec.nodeName={NODE_NAME}"
         for pod in api.list_pod_for_all_namespaces(field_selector=selector).items:
-            api.delete_namespaced_pod(
-                pod.metadata.name, pod.metadata.namespace, grace_period_seconds=1
-            )
+            try:
+                api.delete_namespaced_pod(
+                    pod.metadata.name, pod.metadata.namespace, grace_period_seconds=1
+                )
+            except ApiException as exc:
+                if exc.status != 404:  # already gone: what we wanted
+                    raise
         deadline = time.monotonic() + timeout
         while api.list_pod_for_all_namespaces(field_selector=selector).items:
             if time.monotonic() > deadline:

@@ -449,6 +449,10 @@ def _numa_distributed(
                 for subset in combinations(candidates, s):
                     if sum(after[x] for x in subset) < rem:
                         continue
+                    # Nodes give whole groups only: where those cannot cover the remainder the
+                    # kubelet's round-robin would spin forever; such a subset is no candidate.
+                    if sum(after[x] // g for x in subset) * g < rem:
+                        continue
                     a = dict(after)
                     r = rem
                     while r > 0:

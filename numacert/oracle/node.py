@@ -61,7 +61,7 @@ class UnknownPodError(KeyError):
 
 
 class DuplicatePodError(ValueError):
-    """add names a pod that is already on the node."""
+    """add names a pod (by name or uid) that is already on the node. args: (message,)"""
 
 
 class NodeModel:
@@ -110,8 +110,12 @@ class NodeModel:
         self._state_uids: set[str] = set(self.cpu.pod_uids()) | set(self.memory.pod_uids())
 
     def add(self, pod: Pod) -> StepResult:
+        # The managers key everything by uid: a second pod with a uid already on the node
+        # would silently share the first one's CPUs and memory.
         if pod.name in self.pods:
-            raise DuplicatePodError(pod.name)
+            raise DuplicatePodError(f"pod {pod.name!r} is already on the node")
+        if pod.uid in self._state_uids or any(p.uid == pod.uid for p in self.pods.values()):
+            raise DuplicatePodError(f"uid {pod.uid!r} of pod {pod.name!r} is already on the node")
         result = StepResult("add", pod.name)
         try:
             hints = self.tm.admit(pod, self.providers)

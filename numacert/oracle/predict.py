@@ -39,7 +39,7 @@ def predict(
         try:
             result = node.add(step.pod) if isinstance(step, AddStep) else node.delete(step.name)
         except DuplicatePodError as exc:
-            raise StepError(index, f"pod {exc.args[0]!r} is already on the node") from None
+            raise StepError(index, exc.args[0]) from None
         except UnknownPodError as exc:
             raise StepError(index, f"pod {exc.args[0]!r} is not on the node") from None
         results.append(result.to_dict())

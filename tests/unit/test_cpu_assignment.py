@@ -342,3 +342,15 @@ def test_packed_takes_whole_cores_when_it_can(topo, data):
     got = take_by_topology(topo, topo.all_cpus, n)
     for core in topo.cores.values():
         assert core <= got or not (core & got)
+
+
+def test_distributed_never_spins_when_whole_groups_cannot_cover_the_remainder():
+    # 1 socket, 4 NUMA nodes x 4 cores x 2 threads (siblings adjacent); free CPUs per node
+    # 5, 5, 4, 2: odd counts leave half cores that groups of 2 cannot use. The kubelet's
+    # round-robin over such a subset never ends; the oracle must still answer.
+    rows = [{"id": c, "socket": 0, "numa": c // 8, "core": c // 2} for c in range(32)]
+    nodes = [NUMANode(i, 1 << 30) for i in range(4)]
+    topo = Topology(make_cpus(rows), nodes)
+    avail = CPUSet.parse("0-4,8-12,16-19,24-25")
+    got = take_by_topology(topo, avail, 14, TakeOptions(distribute_numa=True, group_size=2))
+    assert len(got) == 14 and got <= avail

@@ -163,6 +163,12 @@ def test_yaml_output(capsys):
         (lambda s: s["steps"].append({"delete": "nobody"}), "steps[1]"),
         (lambda s: s["steps"].append({"add": guaranteed("p1", "1")}), "steps[1]"),
         (
+            lambda s: s["steps"].append(
+                {"add": dict(guaranteed("other", "1"), metadata={"name": "other", "uid": "p1"})}
+            ),
+            "steps[1]",
+        ),
+        (
             lambda s: s["steps"].append({"add": {"kind": "Pod", "metadata": {"name": "x"}}}),
             "steps[1]",
         ),
