@@ -100,7 +100,6 @@ def main() -> None:
                 admitted += 1
             else:
                 rejected += 1
-                node.pods.pop(item.name, None)
         else:
             if item in node.pods:
                 node.delete(item)

@@ -57,9 +57,6 @@ class CPUSet(frozenset):
     def __repr__(self) -> str:
         return f"CPUSet({format_cpulist(self)!r})"
 
-    def sorted(self) -> list[int]:
-        return sorted(self)
-
     # Set algebra keeps the type.
     def __or__(self, other: Iterable[int]) -> CPUSet:  # type: ignore[override]
         return CPUSet(frozenset.__or__(self, frozenset(other)))

@@ -42,6 +42,12 @@ from numacert.cpuset import CPUSet, CPUSetError
 from numacert.errors import InputError
 from numacert.kubelet import options as opt
 from numacert.kubelet.config import KubeletConfig, ReservedMemory
+from numacert.kubelet.messages import (
+    ALIGN_BY_SOCKET_HW,
+    ALIGN_BY_SOCKET_SNN,
+    CPU_NO_RESERVATION,
+    MM_NO_SYSTEM_RESERVED,
+)
 from numacert.kubelet.parse import FIELD_BY_KEY
 from numacert.quantity import format_bytes, is_binary_suffixed, to_bytes, to_millis
 from numacert.topology.model import Topology
@@ -56,20 +62,6 @@ DEFAULT_EVICTION_HARD: dict[str, str] = {
 }
 DEFAULT_MAX_ALLOWABLE_NUMA_NODES = 8
 
-CPU_NO_RESERVATION = "[cpumanager] unable to determine reserved CPU resources for static policy"
-CPU_ZERO_RESERVATION = (
-    "[cpumanager] the static policy requires systemreserved.cpu + kubereserved.cpu "
-    "to be greater than zero"
-)
-MM_NO_SYSTEM_RESERVED = "[memorymanager] you should specify the system reserved memory"
-ALIGN_BY_SOCKET_SNN = (  # [sic] "Topolgy", as the kubelet prints it
-    "Topolgy manager single-numa-node policy is incompatible with CPUManager align-by-socket "
-    "policy option"
-)
-ALIGN_BY_SOCKET_HW = (
-    "Align by socket is not compatible with hardware where number of sockets are more than "
-    "number of NUMA"
-)
 NUMA_DISTANCES = "cannot discover NUMA topology: error getting NUMA distances from cadvisor"
 
 TM_POLICIES = ("none", "best-effort", "restricted", "single-numa-node")

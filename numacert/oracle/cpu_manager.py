@@ -15,6 +15,11 @@ from itertools import combinations
 
 from numacert.cpuset import CPUSet, CPUSetError
 from numacert.kubelet.config import KubeletConfig
+from numacert.kubelet.messages import (
+    ALIGN_BY_SOCKET_HW,
+    CPU_NO_RESERVATION,
+    CPU_ZERO_RESERVATION,
+)
 from numacert.oracle.cpu_assignment import TakeOptions, take_by_topology, topology_index
 from numacert.oracle.hints import AllocationError, Hint, KubeletStartError, ProviderHints
 from numacert.oracle.pod import Container, Pod
@@ -141,10 +146,7 @@ class CPUManager:
             num_reserved = self._num_reserved(config, explicit)
         # NewStaticPolicy: option validation that needs the topology, then the reservation.
         if self.options["align-by-socket"] and topo.num_sockets > topo.num_numa_nodes:
-            raise KubeletStartError(
-                "Align by socket is not compatible with hardware where number of sockets are "
-                "more than number of NUMA"
-            )
+            raise KubeletStartError(ALIGN_BY_SOCKET_HW)
         if explicit is not None:
             reserved = explicit
         else:
@@ -171,18 +173,13 @@ class CPUManager:
             return len(explicit)
         amounts = [r["cpu"] for r in (config.kube_reserved, config.system_reserved) if "cpu" in r]
         if not amounts:
-            raise KubeletStartError(
-                "[cpumanager] unable to determine reserved CPU resources for static policy"
-            )
+            raise KubeletStartError(CPU_NO_RESERVATION)
         try:
             millis = sum(to_millis(a) for a in amounts)
         except QuantityError as exc:
             raise KubeletStartError(str(exc)) from None
         if millis == 0:
-            raise KubeletStartError(
-                "[cpumanager] the static policy requires systemreserved.cpu + kubereserved.cpu "
-                "to be greater than zero"
-            )
+            raise KubeletStartError(CPU_ZERO_RESERVATION)
         return -(-millis // 1000)
 
     def _init_hint_tables(self) -> None:

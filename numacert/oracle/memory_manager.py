@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from itertools import combinations
 
 from numacert.errors import InputError
+from numacert.kubelet.messages import MM_NO_SYSTEM_RESERVED
 from numacert.oracle.hints import AllocationError, Hint, KubeletStartError, ProviderHints
 from numacert.oracle.pod import Container, Pod
 from numacert.quantity import hugepage_resource_name
@@ -53,7 +54,7 @@ ERR_EXTENDED_PREFERRED = "[memorymanager] failed to find the extended preferred 
 ERR_VIOLATES = "[memorymanager] preferred hint violates NUMA node allocation"
 
 # Start errors (KubeletStartError).
-ERR_NO_SYSTEM_RESERVED = "[memorymanager] you should specify the system reserved memory"
+ERR_NO_SYSTEM_RESERVED = MM_NO_SYSTEM_RESERVED
 ERR_STATE_DIFFERS = "[memorymanager] the expected machine state is different from the real one"
 ERR_EMPTY_MACHINE_STATE = (
     "[memorymanager] machine state can not be empty when it has memory assignments"

@@ -138,7 +138,7 @@ class NodeModel:
 
     def _placement(self, pod: Pod, name: str, hints: dict[str, Hint]) -> ContainerPlacement:
         exclusive = self.cpu.exclusive_cpus(pod.uid, name)
-        cpus = exclusive if exclusive is not None else self.cpu.shared_pool()
+        cpus = self.cpu.container_cpuset(pod.uid, name)
         hint = hints.get(name)
         affinity = bits_of(hint.mask) if hint is not None and hint.mask is not None else None
         return ContainerPlacement(

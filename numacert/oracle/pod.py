@@ -7,6 +7,7 @@ read is kept: QoS inputs, CPU and memory/hugepages amounts, init containers and 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from numacert.errors import InputError
 from numacert.quantity import QuantityError, to_bytes, to_millis
@@ -45,14 +46,9 @@ class Pod:
         """initContainers then containers, spec order: the order the kubelet admits them."""
         return self.init_containers + self.containers
 
-    def container(self, name: str) -> Container:
-        for c in self.all_containers():
-            if c.name == name:
-                return c
-        raise KeyError(name)
-
-    @property
+    @cached_property
     def qos_class(self) -> str:
+        # Asked several times per admission by every manager: computed once per pod.
         return qos_class(self)
 
 

@@ -13,7 +13,6 @@ from functools import cached_property
 
 from numacert.cpuset import CPUSet
 from numacert.errors import InputError
-from numacert.quantity import hugepage_resource_name
 
 
 @dataclass(frozen=True, order=True)
@@ -87,6 +86,9 @@ class Topology:
             sockets = {self.cpu_by_id[m].socket for m in members}
             if len(sockets) != 1:
                 raise InputError(f"core {core} spans sockets {sorted(sockets)}", "topology.cpus")
+            nodes = {self.cpu_by_id[m].numa for m in members}
+            if len(nodes) != 1:
+                raise InputError(f"core {core} spans NUMA nodes {sorted(nodes)}", "topology.cpus")
 
     # ---- derived sets -------------------------------------------------------------------
     @cached_property
@@ -180,9 +182,6 @@ class Topology:
     @cached_property
     def hugepage_sizes(self) -> tuple[int, ...]:
         return tuple(sorted({s for n in self.numa_nodes for s in n.hugepages}))
-
-    def hugepage_resources(self) -> list[str]:
-        return [hugepage_resource_name(s) for s in self.hugepage_sizes]
 
     def distance(self, a: int, b: int) -> int | None:
         row = self.numa_by_id[a].distances
