@@ -226,9 +226,10 @@ def from_configz(data: Any, source: str | None = "configz") -> KubeletConfig:
     return from_dict(data["kubeletconfig"], source, "kubeletconfig.")
 
 
-def load(path: str | Path) -> KubeletConfig:
-    """Read a KubeletConfiguration file (YAML or JSON), a configz dump, or a multi-document
-    kubeadm file holding one KubeletConfiguration document."""
+def load_document(path: str | Path) -> dict:
+    """The KubeletConfiguration mapping in a file (YAML or JSON), a configz dump, or a
+    multi-document kubeadm file holding one KubeletConfiguration document; {} for an empty
+    file. Fields are not checked here (from_dict does that)."""
     name = str(path)
     try:
         text = Path(path).read_text()
@@ -241,15 +242,24 @@ def load(path: str | Path) -> KubeletConfig:
         at = f" (line {mark.line + 1})" if mark else ""
         raise InputError(f"not valid YAML{at}: {getattr(e, 'problem', e)}", name) from None
     if not docs:
-        return KubeletConfig()
+        return {}
     if len(docs) > 1:
         docs = [d for d in docs if isinstance(d, dict) and d.get("kind") == KIND]
         if len(docs) != 1:
             raise InputError(f"expected exactly one {KIND} document, found {len(docs)}", name)
     doc = docs[0]
-    if isinstance(doc, dict) and set(doc) == {"kubeletconfig"}:
-        return from_configz(doc, name)
-    return from_dict(doc, name)
+    if not isinstance(doc, dict):
+        raise InputError(f"a {KIND} must be a map, got {_type_name(doc)}", name)
+    if set(doc) == {"kubeletconfig"}:
+        doc = doc["kubeletconfig"]
+        if not isinstance(doc, dict):
+            raise InputError(f"kubeletconfig must be a map, got {_type_name(doc)}", name)
+    return doc
+
+
+def load(path: str | Path) -> KubeletConfig:
+    """Read and check a KubeletConfiguration file (see load_document for the forms)."""
+    return from_dict(load_document(path), str(path))
 
 
 def _deep_merge(base: dict, override: dict) -> dict:

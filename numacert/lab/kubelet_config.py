@@ -15,11 +15,8 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-import yaml
-
-from numacert.errors import InputError
 from numacert.kubelet.config import KubeletConfig
-from numacert.kubelet.parse import from_dict, merge
+from numacert.kubelet.parse import from_dict, load_document, merge
 from numacert.kubelet.validate import derive_reserved_memory, validate
 from numacert.topology.model import Topology
 
@@ -67,21 +64,7 @@ LAB_BASE: dict = {
 
 def read_override(path: str | Path) -> dict:
     """A user's (partial) KubeletConfiguration file as a mapping; errors name the file."""
-    where = str(path)
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except FileNotFoundError:
-        raise InputError("no such file", where) from None
-    except yaml.YAMLError:
-        raise InputError("not valid YAML", where) from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise InputError("a KubeletConfiguration must be a mapping", where)
-    kind = data.get("kind")
-    if kind is not None and kind != "KubeletConfiguration":
-        raise InputError(f"kind must be KubeletConfiguration, not {kind!r}", f"{where}: kind")
-    return data
+    return load_document(path)
 
 
 def lab_kubelet_config(

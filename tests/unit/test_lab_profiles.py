@@ -64,11 +64,13 @@ def test_invalid_override_names_the_file_and_field():
     assert "bad.yaml" in str(exc.value) and "topologyManagerScope" in str(exc.value)
 
 
-def test_read_override_rejects_other_kinds(tmp_path: Path):
+def test_override_of_another_kind_is_refused(tmp_path: Path):
     path = tmp_path / "x.yaml"
     path.write_text("kind: Pod\n")
-    with pytest.raises(InputError, match="kind"):
-        read_override(path)
+    p = load_lab_profile("default")
+    with pytest.raises(InputError, match="kind") as exc:
+        lab_kubelet_config(p.topology, p.kubelet, read_override(path), str(path))
+    assert str(path) in str(exc.value)
 
 
 @pytest.mark.parametrize(
