@@ -37,6 +37,7 @@ from numacert.lab.kubelet_config import GUEST_PKI, KUBELET_PORT, lab_kubelet_con
 from numacert.lab.profile import DEFAULT_PROFILE, LabProfile, load_lab_profile
 from numacert.lab.qemu import Ports as GuestPorts
 from numacert.lab.vm import VM, free_port
+from numacert.wait import wait_until
 
 # The node registers under this name: a hostname override that is an IP becomes the node's
 # InternalIP, which the apiserver dials; qemu forwards host 127.0.0.2:10250 into the guest.
@@ -331,18 +332,19 @@ class Lab:
         lines (or the guest's console if it died) on timeout."""
         start = time.monotonic()
         vm = self.vm()
-        while not self.node_ready(since):
+
+        def ready() -> bool:
             if not vm.is_running():
                 raise InfrastructureError(
                     f"the lab guest died; last console lines:\n{vm.console_tail()}"
                 )
-            if time.monotonic() - start > timeout:
-                _, log, _ = vm.ssh("tail -n 30 /var/log/kubelet.log", timeout=30)
-                raise InfrastructureError(
-                    f"timed out after {timeout:.0f}s waiting for node "
-                    f"{NODE_NAME} to be Ready; kubelet log:\n{log}"
-                )
-            time.sleep(2)
+            return self.node_ready(since)
+
+        def kubelet_log() -> str:
+            _, log, _ = vm.ssh("tail -n 30 /var/log/kubelet.log", timeout=30)
+            return f"kubelet log:\n{log}"
+
+        wait_until(ready, timeout, f"node {NODE_NAME} to be Ready", 2.0, kubelet_log)
         return time.monotonic() - start
 
     def kubelet_configz(self) -> dict:
@@ -415,13 +417,12 @@ class Lab:
             except ApiException as exc:
                 if exc.status != 404:  # already gone: what we wanted
                     raise
-        deadline = time.monotonic() + timeout
-        while api.list_pod_for_all_namespaces(field_selector=selector).items:
-            if time.monotonic() > deadline:
-                raise InfrastructureError(
-                    f"timed out after {timeout:.0f}s waiting for the pods on node {NODE_NAME} to go"
-                )
-            time.sleep(2)
+        wait_until(
+            lambda: not api.list_pod_for_all_namespaces(field_selector=selector).items,
+            timeout,
+            f"the pods on node {NODE_NAME} to go",
+            2.0,
+        )
 
     # ---- status / down ---------------------------------------------------------------------
     def status(self) -> dict:
