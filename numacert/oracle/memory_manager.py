@@ -830,6 +830,12 @@ def _machine_states_equal(
     per node numberOfAssignments and total/systemReserved/allocatable exactly; `cells` must be
     the NUMA set of some block on that node (the last one replayed), or the node alone when no
     block uses it; free and reserved summed over each set of nodes linked by blocks or cells.
+
+    Like the kubelet's, the replay drops what a block finds no free memory for on its nodes, so
+    a file the manager wrote itself can be refused: e.g. a single-NUMA block on a node of a
+    group whose memory the group's since-deleted blocks had held (a best-effort hint). Its
+    `cells` force it to be replayed last, when the group's blocks have filled its node; the
+    kubelet then fails to start in every replay order, and so does this check.
     """
     if actual.keys() != expected.keys():
         return False

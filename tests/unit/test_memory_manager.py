@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from itertools import permutations, product
 
 import pytest
 
@@ -665,3 +666,178 @@ def test_state_other_errors():
         static(mm.topology, state=bad)
     fresh = static(mm.topology, state={"policyName": "Static", "machineState": {}})
     assert fresh.to_state()["machineState"] == fresh.initial_machine_state()
+
+
+# ---- restart check, judged against a direct transcription of the kubelet's ---------------------
+def _kubelet_replay(initial: dict, order: list[list[dict]]) -> dict:
+    """validateState's re-derivation: blocks replayed with updateMachineState's rules; what a
+    block cannot find free on its nodes is dropped."""
+    ms = json.loads(json.dumps(initial))
+    for blocks in order:
+        for b in blocks:
+            size = b["size"]
+            for nid in b["numaAffinity"]:
+                node = ms[str(nid)]
+                node["numberOfAssignments"] += 1
+                node["cells"] = list(b["numaAffinity"])
+                t = node["memoryMap"][b["type"]]
+                if size == 0 or t["free"] <= 0:
+                    continue
+                take = min(t["free"], size)
+                t["reserved"] += take
+                t["free"] -= take
+                size -= take
+    return ms
+
+
+def _kubelet_states_equal(ms1: dict, ms2: dict) -> bool:
+    """areMachineStatesEqual(stored, expected): per node, free/reserved summed over the stored
+    node's own cells."""
+    if ms1.keys() != ms2.keys():
+        return False
+    for key, n1 in ms1.items():
+        n2 = ms2[key]
+        if n1["numberOfAssignments"] != n2["numberOfAssignments"]:
+            return False
+        if sorted(n1["cells"]) != sorted(n2["cells"]):
+            return False
+        if n1["memoryMap"].keys() != n2["memoryMap"].keys():
+            return False
+        for r, t1 in n1["memoryMap"].items():
+            t2 = n2["memoryMap"][r]
+            if any(t1[f] != t2[f] for f in ("total", "systemReserved", "allocatable")):
+                return False
+            for f in ("free", "reserved"):
+                s1 = sum(ms1[str(c)]["memoryMap"][r][f] for c in n1["cells"])
+                s2 = sum(ms2[str(c)]["memoryMap"][r][f] for c in n1["cells"])
+                if s1 != s2:
+                    return False
+    return True
+
+
+def kubelet_restart_outcomes(initial: dict, state: dict, limit: int = 5000) -> tuple[set, bool]:
+    """Whether the kubelet starts on `state`, for every replay order Go's map iteration can give
+    (pods in any order, each pod's containers in any order, blocks in list order). Returns the
+    set of outcomes seen and whether every order was tried (False when `limit` cut it short)."""
+    entries = state.get("entries", {})
+    outcomes: set[bool] = set()
+    tried = 0
+    for pods in permutations(entries):
+        per_pod = [list(permutations(entries[uid].values())) for uid in pods]
+        for combo in product(*per_pod):
+            order = [blocks for containers in combo for blocks in containers]
+            outcomes.add(
+                _kubelet_states_equal(state["machineState"], _kubelet_replay(initial, order))
+            )
+            tried += 1
+            if tried >= limit:
+                return outcomes, False
+    return outcomes, True
+
+
+def test_restart_refuses_a_state_the_manager_wrote_like_the_kubelet():
+    """Regression (hypothesis example): node 0's memory went to group {0,1} blocks of pods
+    deleted since, so the group's live blocks sit on node 1 and a later single-NUMA block (a
+    best-effort hint [0]) got node 0. Any replay with node 0's cells ending as [0] runs that
+    block last, finds node 0 full and drops its 256Mi: the kubelet refuses its own file in all
+    24 replay orders, and so does the oracle."""
+    t = Topology(
+        [CPU(0, 0, 0, 0, 0), CPU(1, 0, 1, 1, 0)],
+        [
+            NUMANode(0, 896 * Mi, {HP2M: 64, HP1G: 0}),
+            NUMANode(1, 640 * Mi, {HP2M: 64, HP1G: 0}),
+        ],
+    )
+    reserved = {0: {"memory": 256 * Mi}, 1: {"memory": 0}}
+    mm = MemoryManager(t, "Static", reserved)
+    zero_1g = {"hp1Gi": 0}
+    live: list[Pod] = []
+
+    def add(uid: str, hint: Hint | None = None, **hp) -> None:
+        pod = gpod(uid, ctr("a0", 256 * Mi, cpu=500, **hp))
+        admit(mm, pod, hint)
+        live.append(pod)
+
+    def delete_first() -> None:
+        mm.remove_pod(live.pop(0).uid)
+
+    add("p0", **zero_1g)
+    delete_first()
+    add("p2", hp2Mi=130 * Mi, **zero_1g)
+    add("p3")
+    add("p4", **zero_1g)
+    add("p5", **zero_1g)
+    delete_first()
+    delete_first()
+    add("p8", **zero_1g)
+    add("p9", H([0], False), **zero_1g)  # a best-effort merge: single NUMA on a group's node
+
+    state = json.loads(json.dumps(mm.to_state()))
+    ms = state["machineState"]
+    assert [mm.container_mems(p.uid, "a0") for p in live] == ["0,1", "0,1", "0,1", "0"]
+    assert (ms["0"]["cells"], ms["1"]["cells"]) == ([0], [0, 1])
+    # the file is consistent: what is reserved is exactly what the blocks hold
+    reserved_mem = sum(ms[k]["memoryMap"]["memory"]["reserved"] for k in ms)
+    assert reserved_mem == 4 * 256 * Mi
+    outcomes, complete = kubelet_restart_outcomes(mm.initial_machine_state(), state)
+    assert complete and outcomes == {False}
+    with pytest.raises(KubeletStartError) as exc:
+        MemoryManager.from_state(t, "Static", reserved, state)
+    assert str(exc.value) == ERR_STATE_DIFFERS
+    # after it is deleted node 0 keeps cells [0] (release resets cells only at 0 assignments),
+    # which no replay of the group blocks left gives: refused still, by both
+    mm.remove_pod("p9")
+    state = json.loads(json.dumps(mm.to_state()))
+    assert state["machineState"]["0"]["cells"] == [0]
+    assert kubelet_restart_outcomes(mm.initial_machine_state(), state) == ({False}, True)
+    with pytest.raises(KubeletStartError):
+        MemoryManager.from_state(t, "Static", reserved, state)
+    # once every pod is gone the state restores
+    for p in live[:3]:
+        mm.remove_pod(p.uid)
+    again = MemoryManager.from_state(t, "Static", reserved, mm.to_state())
+    assert (
+        again.to_state()
+        == mm.to_state()
+        == {
+            "policyName": "Static",
+            "machineState": mm.initial_machine_state(),
+        }
+    )
+
+
+def test_state_tampering_is_refused():
+    mm = _busy_manager()
+    base = json.loads(json.dumps(mm.to_state()))
+    assert kubelet_restart_outcomes(mm.initial_machine_state(), base) == ({True}, True)
+    tampers = [
+        lambda s: s["machineState"]["1"].update(cells=[1]),  # group {1,2} split
+        lambda s: s["machineState"]["0"].update(cells=[0, 1]),  # no block binds 0 to 1
+        lambda s: s["machineState"]["0"]["memoryMap"]["hugepages-1Gi"].update(reserved=0),
+        lambda s: s["machineState"]["0"]["memoryMap"]["memory"].update(total=9 * Gi),
+        lambda s: s["entries"]["c"]["c"][0].update(size=7 * Gi),
+        lambda s: s["entries"]["a"]["c"].pop(),  # the 1Gi hugepage block
+    ]
+    for tamper in tampers:
+        state = json.loads(json.dumps(base))
+        tamper(state)
+        assert kubelet_restart_outcomes(mm.initial_machine_state(), state)[0] == {False}
+        with pytest.raises(KubeletStartError, match="expected machine state is different"):
+            static(mm.topology, state=state)
+
+
+def test_state_with_zero_page_sizes_and_zero_size_blocks_round_trips():
+    # a hugepage size with 0 pages keeps its (all-zero) table; zero-size blocks still count
+    # as assignments and bind cells
+    t = topo((4 * Gi, {HP2M: 64, HP1G: 0}), (4 * Gi, {HP2M: 64, HP1G: 0}))
+    mm = static(t, {0: {"memory": 512 * Mi}, 1: {"memory": 0}})
+    admit(mm, gpod("a", ctr("c", 5 * Gi, hp1Gi=0, hp2Mi=0)))
+    admit(mm, gpod("b", ctr("c", Gi, hp1Gi=0)), H([0, 1], False))
+    state = json.loads(json.dumps(mm.to_state()))
+    assert state["machineState"]["0"]["numberOfAssignments"] == 5
+    assert state["machineState"]["1"]["memoryMap"]["hugepages-1Gi"]["total"] == 0
+    assert kubelet_restart_outcomes(mm.initial_machine_state(), state) == ({True}, True)
+    assert static(t, {0: {"memory": 512 * Mi}, 1: {"memory": 0}}, state=state).to_state() == state
+    state["machineState"]["1"]["memoryMap"]["hugepages-1Gi"]["free"] = 1
+    with pytest.raises(KubeletStartError, match="expected machine state is different"):
+        static(t, {0: {"memory": 512 * Mi}, 1: {"memory": 0}}, state=state)
