@@ -520,20 +520,13 @@ class MemoryManager:
         self._mems_at_alloc.setdefault(uid, {})[container.name] = ",".join(map(str, affinity))
         self._shrink_init_blocks(pod, container, blocks)
 
-    @staticmethod
-    def _is_regular_init(pod: Pod, name: str) -> bool:
-        for c in pod.init_containers:
-            if c.name == name:
-                return not c.sidecar
-        return False
-
     def _update_reusable(self, pod: Pod, container: Container, blocks: list[Block]) -> None:
         """updatePodReusableMemory: only the pod being admitted keeps entries; a regular init
         container raises reusable[mask][type] to its block size, any other container uses it up."""
         uid = pod.uid
         for other in [u for u in self._reusable if u != uid]:
             del self._reusable[other]
-        if self._is_regular_init(pod, container.name):
+        if container.init and not container.sidecar:  # a regular init container
             pod_reuse = self._reusable.setdefault(uid, {})
             for b in blocks:
                 per_type = pod_reuse.setdefault(self._local(b.mask), {})
