@@ -32,7 +32,7 @@ from numacert.lab.qemu import (
     Ports,
     qemu_args,
 )
-from numacert.topology.model import CPU, NUMANode, Topology
+from numacert.topology.model import Topology
 
 SSH_OPTIONS = (
     "-o", "StrictHostKeyChecking=no",
@@ -49,15 +49,6 @@ def free_port(addr: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((addr, 0))
         return s.getsockname()[1]
-
-
-def _topology_from_dict(data: dict) -> Topology:
-    cpus = [CPU(**c) for c in data["cpus"]]
-    nodes = [NUMANode(id=n["id"], memory=n["memory"],
-                      hugepages={int(k): v for k, v in n["hugepages"].items()},
-                      distances=tuple(n["distances"]) if n["distances"] is not None else None)
-             for n in data["numa"]]
-    return Topology(cpus, nodes)
 
 
 class VM:
@@ -158,7 +149,7 @@ class VM:
                                restrict_network=o["restrict_network"],
                                kernel_args=tuple(o["kernel_args"]),
                                tb_size_mib=o.get("tb_size_mib"))
-        return cls(Path(run_dir), image, _topology_from_dict(state["topology"]),
+        return cls(Path(run_dir), image, Topology.from_dict(state["topology"]),
                    per_node(state["memory_per_node_bytes"]),  # type: ignore[arg-type]
                    ports=ports, cpu_model=state["cpu_model"],
                    hugepages_2m_per_node=per_node(state["hugepages_2m_per_node"]),

@@ -206,6 +206,22 @@ class Topology:
             ],
         }
 
+    @classmethod
+    def from_dict(cls, data: dict) -> Topology:
+        """The inverse of to_dict (for topologies numacert itself wrote, e.g. a lab's vm.json;
+        user input goes through numacert.topology.spec, which checks every field)."""
+        cpus = [CPU(**c) for c in data["cpus"]]
+        nodes = [
+            NUMANode(
+                id=n["id"],
+                memory=n["memory"],
+                hugepages={int(k): v for k, v in n["hugepages"].items()},
+                distances=tuple(n["distances"]) if n["distances"] is not None else None,
+            )
+            for n in data["numa"]
+        ]
+        return cls(cpus, nodes)
+
     def fingerprint(self, include_memory: bool = False) -> str:
         """A short stable hash of the CPU layout, NUMA nodes, distances and hugepage sizes.
 

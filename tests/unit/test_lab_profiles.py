@@ -120,3 +120,34 @@ def test_reconfigure_refuses_a_bad_configuration_before_touching_the_node(tmp_pa
 def test_reconfigure_needs_a_running_lab(tmp_path):
     with pytest.raises(InputError, match="not up"):
         Lab(tmp_path, progress=False).reconfigure({}, "x.yaml")
+
+
+def test_vm_record_round_trips(tmp_path):
+    """`lab status` and `lab down` rebuild the guest from vm.json in another process."""
+    from numacert.lab.image import NodeImage
+    from numacert.lab.qemu import Ports
+    from numacert.lab.vm import VM
+
+    profile = load_lab_profile("four-numa")
+    image = NodeImage(
+        "k",
+        tmp_path,
+        tmp_path / "vmlinuz",
+        tmp_path / "initrd",
+        tmp_path / "root",
+        tmp_path / "key",
+    )
+    vm = VM(
+        tmp_path / "vm",
+        image,
+        profile.topology,
+        profile.memory_per_numa,
+        ports=Ports(ssh=2222),
+        hugepages_2m_per_node=profile.hugepages_2m(),
+        extra=["-drive", "file=seed.img,if=virtio,format=raw,readonly=on"],
+    )
+    vm.run_dir.mkdir()
+    vm._save()
+    again = VM.attach(vm.run_dir)
+    assert again.topology == profile.topology
+    assert again.argv() == vm.argv()

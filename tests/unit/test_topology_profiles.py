@@ -144,3 +144,12 @@ def test_profiles_are_package_data():
     assert all(n.endswith(".yaml") for n in names), names
     for n in names:
         assert isinstance(yaml.safe_load(folder.joinpath(n).read_text()), dict)
+
+
+@pytest.mark.parametrize("name", list_profiles())
+def test_to_dict_round_trips_through_from_dict(name):
+    from numacert.topology.model import Topology
+
+    topology = load_profile(name)
+    assert Topology.from_dict(topology.to_dict()) == topology
+    assert Topology.from_dict(topology.to_dict()).fingerprint(True) == topology.fingerprint(True)
