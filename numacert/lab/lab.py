@@ -464,6 +464,9 @@ class Lab:
         if self.cp_dir.exists():
             with self.progress.step("control plane stop"):
                 ControlPlane(self.cp_dir, self._binaries_for_stop()).stop()
+            # The next lab starts with an empty cluster: no node, pod or namespace of this
+            # one may be handed to a new kubelet. Logs and certificates stay.
+            shutil.rmtree(self.cp_dir / "etcd-data", ignore_errors=True)
         self.record_path.unlink(missing_ok=True)
 
     def _binaries_for_stop(self) -> lab_binaries.Binaries:

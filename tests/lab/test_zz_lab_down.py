@@ -23,3 +23,5 @@ def test_lab_down_leaves_nothing(lab: Lab):
     assert after["mounts"] <= before["mounts"], after["mounts"] - before["mounts"]
     assert after["links"] <= before["links"], after["links"] - before["links"]
     assert lab.status()["up"] is False
+    # Nothing of this cluster is handed to the next lab.
+    assert not (lab.cp_dir / "etcd-data").exists()
