@@ -618,16 +618,7 @@ def _check_topology_manager(
     for name in sorted(options):
         value = options[name]
         f = f"topologyManagerPolicyOptions.{name}"
-        level = opt.tm_option_level(name, minor)
-        if level is None:
-            msg = f"unknown Topology Manager Policy option: {_q(name)}"
-            problems.append(Problem(f, msg, "tm.option-unknown"))
-            continue
-        gate = opt.required_gate("tm", level)
-        if gate and not opt.gate_enabled(gate, minor, config.feature_gates):
-            lvl = "Alpha" if level == opt.ALPHA else "Beta"
-            msg = f"Topology Manager Policy {lvl}-level Options not enabled, but option {_q(name)}"
-            problems.append(Problem(f, msg + " provided", "tm.option-gate"))
+        if not _option_available("tm", name, minor, config.feature_gates, problems):
             continue
         if opt.TOPOLOGY_MANAGER_OPTION_TYPES[name] == "bool":
             b = _parse_bool(value)
@@ -667,6 +658,34 @@ def _check_topology_manager(
                 "tm.too-many-numa-nodes",
             )
         )
+
+
+# manager -> (options field, the kubelet's name for the manager in its messages, level lookup)
+_OPTION_KINDS = {
+    "cpu": ("cpuManagerPolicyOptions", "CPU Manager", opt.cpu_option_level),
+    "tm": ("topologyManagerPolicyOptions", "Topology Manager", opt.tm_option_level),
+}
+
+
+def _option_available(
+    manager: str, name: str, minor: int, gates: dict[str, bool], problems: list[Problem]
+) -> bool:
+    """Whether the kubelet 1.<minor> knows option `name` of `manager` ("cpu" or "tm") and its
+    maturity gate is on; otherwise record the kubelet's error and return False."""
+    field_name, label, level_of = _OPTION_KINDS[manager]
+    f = f"{field_name}.{name}"
+    level = level_of(name, minor)
+    if level is None:
+        msg = f"unknown {label} Policy option: {_q(name)}"
+        problems.append(Problem(f, msg, f"{manager}.option-unknown"))
+        return False
+    gate = opt.required_gate(manager, level)
+    if gate and not opt.gate_enabled(gate, minor, gates):
+        lvl = "Alpha" if level == opt.ALPHA else "Beta"
+        msg = f"{label} Policy {lvl}-level Options not enabled, but option {_q(name)} provided"
+        problems.append(Problem(f, msg, f"{manager}.option-gate"))
+        return False
+    return True
 
 
 def _bad_bool(name: str, value: str) -> str:
@@ -715,16 +734,7 @@ def _check_cpu_manager(
     values: dict[str, bool] = {}
     for name in sorted(options):
         f = f"cpuManagerPolicyOptions.{name}"
-        level = opt.cpu_option_level(name, minor)
-        if level is None:
-            msg = f"unknown CPU Manager Policy option: {_q(name)}"
-            problems.append(Problem(f, msg, "cpu.option-unknown"))
-            continue
-        gate = opt.required_gate("cpu", level)
-        if gate and not opt.gate_enabled(gate, minor, config.feature_gates):
-            lvl = "Alpha" if level == opt.ALPHA else "Beta"
-            msg = f"CPU Manager Policy {lvl}-level Options not enabled, but option {_q(name)}"
-            problems.append(Problem(f, msg + " provided", "cpu.option-gate"))
+        if not _option_available("cpu", name, minor, config.feature_gates, problems):
             continue
         b = _parse_bool(options[name])
         if b is None:
