@@ -52,3 +52,21 @@ def avg_distance(mask: int, distances: Mapping[int, Sequence[int]]) -> float:
         for j in nodes:
             total += row[j]
     return float(total) / float(len(nodes) * len(nodes))
+
+
+def mask_of(nodes) -> int:
+    m = 0
+    for n in nodes:
+        m |= 1 << n
+    return m
+
+
+def bits_of(mask: int) -> list[int]:
+    out = []
+    i = 0
+    while mask:
+        if mask & 1:
+            out.append(i)
+        mask >>= 1
+        i += 1
+    return out

@@ -73,24 +73,6 @@ class HintProvider(Protocol):
         """Release everything the pod holds (garbage collection of an inactive pod)."""
 
 
-def mask_of(nodes) -> int:
-    m = 0
-    for n in nodes:
-        m |= 1 << n
-    return m
-
-
-def bits_of(mask: int) -> list[int]:
-    out = []
-    i = 0
-    while mask:
-        if mask & 1:
-            out.append(i)
-        mask >>= 1
-        i += 1
-    return out
-
-
 class KubeletStartError(Exception):
     """The kubelet would refuse to start with this configuration or state file; the message is
     the kubelet's own where the reference gives it (e.g. a stale cpu_manager_state)."""

@@ -34,6 +34,7 @@ from itertools import combinations
 
 from numacert.errors import InputError
 from numacert.kubelet.messages import MM_NO_SYSTEM_RESERVED
+from numacert.oracle.bitmask import bits_of, mask_of
 from numacert.oracle.hints import AllocationError, Hint, KubeletStartError, ProviderHints
 from numacert.oracle.pod import Container, Pod
 from numacert.quantity import hugepage_resource_name
@@ -73,10 +74,7 @@ class Block:
     mask: int = field(init=False, repr=False, compare=False)  # real mask, for comparisons
 
     def __post_init__(self) -> None:
-        m = 0
-        for n in self.numa_affinity:
-            m |= 1 << n
-        self.mask = m
+        self.mask = mask_of(self.numa_affinity)
 
     def to_dict(self) -> dict:
         return {"numaAffinity": list(self.numa_affinity), "type": self.type, "size": self.size}
@@ -615,7 +613,7 @@ class MemoryManager:
         mask = 0
         for b in blocks:
             mask |= b.mask
-        return ",".join(str(i) for i in range(mask.bit_length()) if mask >> i & 1)
+        return ",".join(str(i) for i in bits_of(mask))
 
     def allocated_mems(self, pod_uid: str, container: str | Container) -> str | None:
         """cpuset.mems the container got when it was allocated; unlike container_mems this

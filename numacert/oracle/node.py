@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 
 from numacert.kubelet.config import KubeletConfig
 from numacert.kubelet.validate import reserved_memory_bytes
+from numacert.oracle.bitmask import bits_of
 from numacert.oracle.cpu_manager import CPUManager
-from numacert.oracle.hints import AdmissionError, Hint, KubeletStartError, bits_of
+from numacert.oracle.hints import AdmissionError, Hint, KubeletStartError
 from numacert.oracle.memory_manager import MemoryManager
 from numacert.oracle.pod import Pod
 from numacert.oracle.topology_manager import TopologyManager

@@ -29,7 +29,7 @@ from functools import lru_cache, reduce
 from operator import mul, or_
 from typing import Protocol
 
-from numacert.oracle.bitmask import avg_distance, is_less_than, is_narrower_than
+from numacert.oracle.bitmask import avg_distance, is_less_than, is_narrower_than, mask_of
 from numacert.oracle.hints import (
     TOPOLOGY_AFFINITY_ERROR,
     AdmissionError,
@@ -37,7 +37,6 @@ from numacert.oracle.hints import (
     Hint,
     HintProvider,
     ProviderHints,
-    mask_of,
 )
 from numacert.oracle.pod import Container, Pod
 

@@ -10,8 +10,9 @@ from hypothesis import strategies as st
 
 from numacert.cpuset import CPUSet
 from numacert.kubelet.config import KubeletConfig
+from numacert.oracle.bitmask import mask_of
 from numacert.oracle.cpu_manager import CPUManager, guaranteed_cpus, pod_guaranteed_cpus
-from numacert.oracle.hints import AllocationError, Hint, KubeletStartError, mask_of
+from numacert.oracle.hints import AllocationError, Hint, KubeletStartError
 from numacert.oracle.pod import Container, Pod
 from tests.unit.test_cpu_assignment import (
     TOPOS,

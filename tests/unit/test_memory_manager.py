@@ -7,7 +7,8 @@ from itertools import permutations, product
 
 import pytest
 
-from numacert.oracle.hints import AllocationError, Hint, KubeletStartError, mask_of
+from numacert.oracle.bitmask import mask_of
+from numacert.oracle.hints import AllocationError, Hint, KubeletStartError
 from numacert.oracle.memory_manager import (
     ERR_DEFAULT_AFFINITY,
     ERR_DEFAULT_PREFERRED,

@@ -11,7 +11,8 @@ from itertools import combinations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from numacert.oracle.hints import AllocationError, Hint, KubeletStartError, mask_of
+from numacert.oracle.bitmask import mask_of
+from numacert.oracle.hints import AllocationError, Hint, KubeletStartError
 from numacert.oracle.memory_manager import (
     ERR_STATE_DIFFERS,
     MemoryManager,

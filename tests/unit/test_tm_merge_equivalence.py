@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from numacert.oracle import topology_manager as tm_module
-from numacert.oracle.bitmask import iterate_masks
-from numacert.oracle.hints import Hint, ProviderHints, bits_of
+from numacert.oracle.bitmask import bits_of, iterate_masks
+from numacert.oracle.hints import Hint, ProviderHints
 from numacert.oracle.topology_manager import POLICIES, TopologyManager, reachable_by_transform
 
 # The machine is slow and shared: no deadlines.

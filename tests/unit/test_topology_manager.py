@@ -11,13 +11,13 @@ from numacert.oracle.bitmask import (
     is_less_than,
     is_narrower_than,
     iterate_masks,
+    mask_of,
 )
 from numacert.oracle.hints import (
     AdmissionError,
     AllocationError,
     Hint,
     ProviderHints,
-    mask_of,
 )
 from numacert.oracle.pod import Container, Pod
 from numacert.oracle.topology_manager import (
