@@ -445,17 +445,6 @@ def _check_gates(config: KubeletConfig, minor: int, problems: list[Problem]) -> 
                     "gate.locked",
                 )
             )
-        elif gate == "CPUManagerPolicyOptions" and minor >= 36:
-            problems.append(
-                Problem(
-                    f"featureGates.{gate}",
-                    "CPUManagerPolicyOptions was due for removal in 1.36; a kubelet without it "
-                    "refuses the file (unrecognized feature gate) [inference]",
-                    "gate.removed",
-                    severity="warning",
-                    verbatim=False,
-                )
-            )
     if minor < 32 and config.feature_gates.get("MemoryManager") is False:
         problems.append(
             Problem(
@@ -683,6 +672,11 @@ def _option_available(
     if gate and not opt.gate_enabled(gate, minor, gates):
         lvl = "Alpha" if level == opt.ALPHA else "Beta"
         msg = f"{label} Policy {lvl}-level Options not enabled, but option {_q(name)} provided"
+        if manager == "tm" and minor >= opt.TM_GATE_MESSAGE_LOWERCASE_FROM:
+            msg = (
+                f"topology manager policy {lvl.lower()}-level options not enabled, but option "
+                f"{_q(name)} provided"
+            )
         problems.append(Problem(f, msg, f"{manager}.option-gate"))
         return False
     return True

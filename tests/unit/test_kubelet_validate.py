@@ -399,9 +399,14 @@ def test_max_allowable_numa_nodes():
     assert msgs(validate(c, big(9), 30)) == [
         'unknown Topology Manager Policy option: "max-allowable-numa-nodes"'
     ]
-    # beta until 1.34: the beta gate off refuses it, GA in 1.35 does not care
+    # beta until 1.34: the beta gate off refuses it (lower-case text from 1.34,
+    # v1.34.4 topologymanager/policy_options.go:54), GA in 1.35 does not care
     off = cfg(**c_dict(c), featureGates={"TopologyManagerPolicyBetaOptions": False})
     assert msgs(validate(off, big(9), 34)) == [
+        "topology manager policy beta-level options not enabled, but option "
+        '"max-allowable-numa-nodes" provided'
+    ]
+    assert msgs(validate(off, big(9), 33)) == [
         "Topology Manager Policy Beta-level Options not enabled, but option "
         '"max-allowable-numa-nodes" provided'
     ]
