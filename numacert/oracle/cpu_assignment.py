@@ -7,7 +7,10 @@ Three strategies behind one entry point, `take_by_topology`:
   With `spread` (distribute-cpus-across-cores) the whole-core step is skipped and single CPUs
   are taken socket by socket in ascending id order (§3.7.2).
 * NUMA-distributed (§3.7.3, distribute-cpus-across-numa): spread a request that needs several
-  NUMA nodes evenly over them, in groups of `group_size` CPUs.
+  NUMA nodes evenly over them, in groups of `group_size` CPUs. From 1.37 the kubelet passes
+  align-by-socket into it (`align_by_socket`): NUMA combinations within one socket win over
+  cross-socket ones, and the even share is capped by the smallest node of the combination
+  (v1.37.2 pkg/kubelet/cm/cpumanager/cpu_assignment.go:930-1112, policy_static.go:829).
 
 Pure functions over a Topology. Lookup tables are derived once per Topology object
 (`topology_index`) so that a call costs roughly the sorts it has to do.
@@ -29,6 +32,11 @@ NOT_ENOUGH_CPUS = "not enough cpus available to satisfy request: requested={}, a
 FAILED_TO_ALLOCATE = "failed to allocate cpus"
 
 
+# The first minor whose takeByTopologyNUMADistributed reads align-by-socket (1.34.4-1.36.3 have
+# no such parameter; v1.37.2 cpu_assignment.go:892).
+DISTRIBUTED_ALIGN_BY_SOCKET_FROM = 37
+
+
 @dataclass(frozen=True)
 class TakeOptions:
     """The static policy options that change takeByTopology (§3.7 dispatcher)."""
@@ -37,16 +45,24 @@ class TakeOptions:
     prefer_uncore: bool = False  # prefer-align-cpus-by-uncorecache
     distribute_numa: bool = False  # distribute-cpus-across-numa
     group_size: int = 1  # NUMA-distributed group: CPUsPerCore with full-pcpus-only, else 1
+    # align-by-socket as the NUMA-distributed strategy reads it (1.37 on); the packed strategy
+    # never reads it (the caller narrows the pool to the hint's sockets instead).
+    align_by_socket: bool = False
 
     @classmethod
-    def from_policy_options(cls, enabled: Mapping[str, bool], cpus_per_core: int) -> TakeOptions:
-        """From the static policy's boolean options (option name -> enabled)."""
+    def from_policy_options(
+        cls, enabled: Mapping[str, bool], cpus_per_core: int, *, k8s_minor: int | None = None
+    ) -> TakeOptions:
+        """From the static policy's boolean options (option name -> enabled), for the kubelet
+        1.<k8s_minor> (None: the newest numacert models)."""
         full = bool(enabled.get("full-pcpus-only"))
+        newer = k8s_minor is None or k8s_minor >= DISTRIBUTED_ALIGN_BY_SOCKET_FROM
         return cls(
             spread=bool(enabled.get("distribute-cpus-across-cores")),
             prefer_uncore=bool(enabled.get("prefer-align-cpus-by-uncorecache")),
             distribute_numa=bool(enabled.get("distribute-cpus-across-numa")),
             group_size=max(cpus_per_core, 1) if full else 1,
+            align_by_socket=bool(enabled.get("align-by-socket")) and newer,
         )
 
 
@@ -161,7 +177,11 @@ def take_by_topology(
     numa_first = ix.num_sockets >= (ix.num_numa_nodes if num_numa_nodes is None else num_numa_nodes)
     avail = available if isinstance(available, frozenset | set) else frozenset(available)
     if opts.distribute_numa:
-        return CPUSet(_numa_distributed(ix, avail, n, opts.group_size, opts.spread, numa_first))
+        return CPUSet(
+            _numa_distributed(
+                ix, avail, n, opts.group_size, opts.spread, numa_first, opts.align_by_socket
+            )
+        )
     return CPUSet(_numa_packed(ix, avail, n, opts.spread, opts.prefer_uncore, numa_first))
 
 
@@ -403,6 +423,7 @@ def _numa_distributed(
     g: int,
     spread: bool,
     numa_first: bool,
+    align_by_socket: bool = False,
 ) -> set[int]:
     if n % g != 0:
         return _numa_packed(ix, available, n, spread, False, numa_first)
@@ -425,14 +446,20 @@ def _numa_distributed(
         best_balance = math.inf
         best_combo: tuple[int, ...] | None = None
         best_rem: tuple[int, ...] | None = None
+        best_in_one_socket = False
         for combo in combinations(numas, k):
-            if best_balance == 0:
+            # With align-by-socket a perfect balance across sockets does not end the search:
+            # a combination inside one socket may still come.
+            if best_balance == 0 and (not align_by_socket or best_in_one_socket):
                 break
             if sum(free[x] for x in combo) < n:
                 continue
             if sum(free[x] // g for x in combo) * g < n:
                 continue
             dist = (n // k // g) * g
+            if align_by_socket:
+                # The even share never exceeds what the smallest node can give in whole groups.
+                dist = min([dist] + [free[x] // g * g for x in combo])
             if any(free[x] < dist for x in combo):
                 continue
             after = dict(free)
@@ -467,11 +494,26 @@ def _numa_distributed(
                     if balance < local_balance:
                         local_balance, local_rem = balance, subset
                 s -= 1
-            if local_balance < best_balance:
+            # align-by-socket: a combination inside one socket beats any cross-socket one;
+            # within the same kind the lower balance score wins (the first found on a tie).
+            in_one_socket = False
+            if align_by_socket:
+                in_one_socket = (
+                    len({s for x in combo for s, _ in ix.socket_in_numa.get(x, ())}) <= 1
+                )
+            better = local_balance < best_balance
+            if align_by_socket and in_one_socket != best_in_one_socket:
+                better = in_one_socket
+            if better:
                 best_balance, best_combo, best_rem = local_balance, combo, local_rem
+                if align_by_socket:
+                    best_in_one_socket = in_one_socket
         if best_combo is None:
             continue
         dist = (n // len(best_combo) // g) * g
+        # Never ask a chosen node for more whole groups than it has (a no-op unless
+        # align-by-socket capped the share above; the 1.37 kubelet does it unconditionally).
+        dist = min([dist] + [free[x] // g * g for x in best_combo])
         for x in best_combo:
             acc.take(_numa_packed(ix, acc.free & sets[x], dist, spread, False, numa_first))
         rem = n - dist * len(best_combo)

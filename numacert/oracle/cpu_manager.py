@@ -94,6 +94,8 @@ class CPUManager:
     cpu_manager_state document to start from (validated as the kubelet's Start does).
     `reserved_cpus` replaces the reservation the kubelet would derive from `config` with this
     exact set, possibly empty: upstream's unit tests construct the policy that way.
+    `k8s_minor` picks the kubelet release where the algorithms differ (None: the newest numacert
+    models); today only takeByTopologyNUMADistributed does (align-by-socket from 1.37).
     """
 
     name = "cpu"
@@ -105,12 +107,15 @@ class CPUManager:
         state: Mapping | None = None,
         *,
         reserved_cpus: Iterable[int] | None = None,
+        k8s_minor: int | None = None,
     ) -> None:
         self.topology = topology
         self.policy = config.cpu_manager_policy
         self._ix = topology_index(topology)
         self.options: dict[str, bool] = {o: config.cpu_option(o) for o in OPTIONS}
-        self._take_opts = TakeOptions.from_policy_options(self.options, topology.cpus_per_core)
+        self._take_opts = TakeOptions.from_policy_options(
+            self.options, topology.cpus_per_core, k8s_minor=k8s_minor
+        )
         self.reserved = CPUSet()
         self.reserved_physical = CPUSet()
         self._entries: dict[str, dict[str, CPUSet]] = {}

@@ -271,6 +271,12 @@ def test_from_policy_options():
     )
     assert o == TakeOptions(distribute_numa=True, group_size=2)
     assert TakeOptions.from_policy_options({"distribute-cpus-across-cores": True}, 2).spread
+    # align-by-socket reaches the NUMA-distributed strategy from 1.37 (v1.37.2
+    # cpumanager/policy_static.go:829); newest by default
+    both = {"distribute-cpus-across-numa": True, "align-by-socket": True}
+    assert TakeOptions.from_policy_options(both, 2).align_by_socket
+    assert TakeOptions.from_policy_options(both, 2, k8s_minor=37).align_by_socket
+    assert not TakeOptions.from_policy_options(both, 2, k8s_minor=36).align_by_socket
 
 
 # ---- properties over generated topologies ---------------------------------------------------
@@ -313,6 +319,8 @@ OPTION_SETS = [
     TakeOptions(prefer_uncore=True),
     TakeOptions(distribute_numa=True),
     TakeOptions(distribute_numa=True, group_size=2),
+    TakeOptions(distribute_numa=True, align_by_socket=True),
+    TakeOptions(distribute_numa=True, group_size=2, align_by_socket=True),
 ]
 
 

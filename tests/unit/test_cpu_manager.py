@@ -14,6 +14,7 @@ from numacert.oracle.bitmask import mask_of
 from numacert.oracle.cpu_manager import CPUManager, guaranteed_cpus, pod_guaranteed_cpus
 from numacert.oracle.hints import AllocationError, Hint, KubeletStartError
 from numacert.oracle.pod import Container, Pod
+from numacert.topology.model import Topology
 from tests.unit.test_cpu_assignment import (
     TOPOS,
     build,
@@ -371,6 +372,82 @@ def test_align_by_socket_allocates_within_the_socket():
     m.allocate(p, p.containers[0], Hint(mask_of([0]), True))
     got = m.exclusive_cpus("p", "c")
     assert all(t.cpu_by_id[c].socket == 0 for c in got)
+
+
+def multi_numa_per_socket_ht_type2() -> Topology:
+    """topoDualSocketMultiNumaPerSocketHTType2 (v1.37.2 cpumanager/policy_test.go:633): the
+    Xeon Gold 6230 shape with NUMA nodes and sockets interleaved: CPU c and c+40 are one core,
+    socket c % 2, NUMA node c % 4 (NUMA 0 and 2 on socket 0, 1 and 3 on socket 1)."""
+    rows = [{"id": i, "socket": i % 40 % 2, "numa": i % 40 % 4, "core": i % 40} for i in range(80)]
+    return build(rows)
+
+
+# TestStaticPolicyAdd alignBySocketOptionTestCases (v1.37.2 policy_static_test.go:638-667):
+# the hint's NUMA nodes widen to their sockets' CPUs.
+@pytest.mark.parametrize("align,want", [(True, "2,11"), (False, "2,21")])
+def test_align_by_socket_pool_upstream(align, want):
+    m = CPUManager(multi_numa_per_socket_ht(), cfg(options={"align-by-socket"} if align else ()))
+    assert m.reserved == CPUSet({0})
+    m.load_state({"policyName": "static", "defaultCpuSet": "2,11,21,22"}, validate=False)
+    p = pod("fakePod", ctr("fakeContainer2", 2))
+    m.allocate(p, p.containers[0], Hint(mask_of([0, 2]), True))
+    assert m.exclusive_cpus("fakePod", "fakeContainer2") == CPUSet.parse(want)
+
+
+# TestPolicyWithAlignBySocketAndDistributeCPUsAcrossNUMAEnabled (v1.37.2
+# policy_static_test.go:2138-2202): 6 CPUs, nil hint, no reserved CPUs.
+ALIGN_DISTRIBUTE_VECTORS = [
+    ("both enabled", True, "1-15", "1,3,5,7,9,11"),
+    ("align-by-socket over even spread", True, "1-9,12,13,16,17", "1,3,5,7,9,13"),
+    ("align-by-socket off", False, "1-9,12,13,16,17", "1,4,5,8,9,12"),
+    ("no socket-aligned combination", True, "1-5,8,9,12,13", "1,4,5,8,9,12"),
+]
+
+
+def align_distribute(align: bool, default: str, k8s_minor: int | None = None) -> CPUSet:
+    options = {"distribute-cpus-across-numa"} | ({"align-by-socket"} if align else set())
+    m = CPUManager(
+        multi_numa_per_socket_ht_type2(),
+        cfg(options=options),
+        reserved_cpus=(),
+        k8s_minor=k8s_minor,
+    )
+    m.load_state({"policyName": "static", "defaultCpuSet": default}, validate=False)
+    p = pod("fakePod", ctr("fakeContainer", "6000m"))
+    m.allocate(p, p.containers[0], Hint(None, False))
+    got = m.exclusive_cpus("fakePod", "fakeContainer")
+    assert not got & m.shared_pool()
+    return got
+
+
+@pytest.mark.parametrize(
+    "vid,align,default,want", ALIGN_DISTRIBUTE_VECTORS, ids=[v[0] for v in ALIGN_DISTRIBUTE_VECTORS]
+)
+def test_align_by_socket_with_distribute_across_numa_upstream(vid, align, default, want):
+    assert align_distribute(align, default) == CPUSet.parse(want)
+    assert align_distribute(align, default, k8s_minor=37) == CPUSet.parse(want)
+
+
+def test_align_by_socket_does_not_change_distribution_before_137():
+    # 1.34.4-1.36.3 takeByTopologyNUMADistributed has no align-by-socket parameter: the
+    # allocation is the option-off one.
+    for _, _, default, _ in ALIGN_DISTRIBUTE_VECTORS:
+        off = align_distribute(False, default)
+        for minor in (34, 35, 36):
+            assert align_distribute(True, default, k8s_minor=minor) == off
+
+
+def test_align_by_socket_distribution_stays_in_one_socket():
+    # Free CPUs per NUMA node: 0 -> 3 (0,4,8), 2 -> 5, 1 -> 4, 3 -> 4; 6 wanted, so two nodes
+    # with 3 each. Best balance overall is {2,1} (two sockets): the 1.36 choice and the choice
+    # without the option. With it (1.37) a one-socket pair wins: {0,2} beats {1,3} on balance.
+    t = multi_numa_per_socket_ht_type2()
+    free = "0-11,13-15,18"
+    got = align_distribute(True, free)
+    assert got == CPUSet.parse("0,2,4,6,8,10")
+    assert {t.cpu_by_id[c].socket for c in got} == {0}
+    assert align_distribute(False, free) == CPUSet.parse("1,2,5,6,9,10")
+    assert align_distribute(True, free, k8s_minor=36) == CPUSet.parse("1,2,5,6,9,10")
 
 
 # ---- strict reservation -----------------------------------------------------------------------
