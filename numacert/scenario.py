@@ -1,8 +1,9 @@
 """The scenario file of `numacert predict` (design.md, "Scenario file"): load and check it.
 
 A scenario names a topology, a kubelet configuration, an optional starting state in the
-kubelet's state-file shapes, and a list of steps (add a pod, delete a pod). Every problem is an
-InputError naming the file and the field, so the CLI can print one line and exit 2.
+kubelet's state-file shapes, an optional node section (the node's allocatable), and a list of
+steps (add a pod, delete a pod). Every problem is an InputError naming the file and the field,
+so the CLI can print one line and exit 2.
 """
 
 from __future__ import annotations
@@ -17,10 +18,17 @@ from numacert.kubelet.config import KubeletConfig
 from numacert.kubelet.parse import from_dict as kubelet_from_dict
 from numacert.kubelet.validate import validate
 from numacert.oracle.pod import Pod, pod_from_manifest
+from numacert.quantity import (
+    QuantityError,
+    hugepage_resource_name,
+    hugepage_size_from_resource,
+    to_bytes,
+    to_millis,
+)
 from numacert.topology.model import Topology
 from numacert.topology.spec import topology_from_spec
 
-TOP_LEVEL_KEYS = {"topology", "kubelet", "state", "steps", "kubernetesVersion"}
+TOP_LEVEL_KEYS = {"topology", "kubelet", "node", "state", "steps", "kubernetesVersion"}
 # The newest minor whose option maturity numacert knows; the scenario may pin another.
 DEFAULT_K8S_MINOR = 37
 
@@ -47,6 +55,9 @@ class Scenario:
     cpu_state: dict | None = None
     memory_state: dict | None = None
     steps: list[Step] = field(default_factory=list)
+    # node.allocatable as integers (cpu in milli-CPU, pods a count, the rest in bytes/units):
+    # overrides, resource by resource, what the oracle derives from topology and kubelet
+    allocatable: dict[str, int] | None = None
 
 
 def load_scenario(path: str | Path) -> Scenario:
@@ -97,11 +108,75 @@ def scenario_from_dict(data: object, where: str = "scenario") -> Scenario:
         cpu_state = _mapping_or_none(state.get("cpu"), f"{where}: state.cpu")
         memory_state = _mapping_or_none(state.get("memory"), f"{where}: state.memory")
 
+    allocatable = _node(data.get("node"), f"{where}: node")
+
     steps_raw = data.get("steps") or []
     if not isinstance(steps_raw, list):
         raise InputError("steps must be a list", f"{where}: steps")
     steps = [_step(raw, f"{where}: steps[{i}]") for i, raw in enumerate(steps_raw)]
-    return Scenario(where, topology, kubelet, k8s_minor, cpu_state, memory_state, steps)
+    return Scenario(
+        where,
+        topology,
+        kubelet,
+        k8s_minor,
+        cpu_state,
+        memory_state,
+        steps,
+        allocatable=allocatable,
+    )
+
+
+def _node(value: object, where: str) -> dict[str, int] | None:
+    """The optional `node` section: {allocatable: {resource: quantity}}."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise InputError("node must be a mapping with allocatable", where)
+    extra = sorted(set(value) - {"allocatable"})
+    if extra:
+        raise InputError(f"unknown key {extra[0]!r}", f"{where}.{extra[0]}")
+    raw = value.get("allocatable")
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise InputError("allocatable must be a mapping of resource name to quantity", where)
+    out: dict[str, int] = {}
+    for name, qty in raw.items():
+        field_where = f"{where}.allocatable.{name}"
+        out[_allocatable_name(str(name), field_where)] = _allocatable_amount(
+            str(name), qty, field_where
+        )
+    return out
+
+
+def _allocatable_name(name: str, where: str) -> str:
+    if name in ("cpu", "memory", "pods", "ephemeral-storage"):
+        return name
+    if name.startswith("hugepages-"):
+        try:
+            # canonical form, as the kubelet names it: hugepages-2048Ki -> hugepages-2Mi
+            return hugepage_resource_name(hugepage_size_from_resource(name))
+        except QuantityError:
+            raise InputError(f"not a hugepage size: {name!r}", where) from None
+    if "/" in name:
+        return name  # an extended resource (example.com/gpu)
+    raise InputError(
+        f"unknown resource {name!r} (cpu, memory, pods, ephemeral-storage, hugepages-<size> "
+        "or a domain-qualified extended resource)",
+        where,
+    )
+
+
+def _allocatable_amount(name: str, qty: object, where: str) -> int:
+    if qty is None or isinstance(qty, bool | list | dict):
+        raise InputError(f"not a quantity: {qty!r}", where)
+    try:
+        amount = to_millis(qty) if name == "cpu" else to_bytes(qty)
+    except QuantityError as exc:
+        raise InputError(str(exc), where) from None
+    if amount < 0:
+        raise InputError(f"must not be negative: {qty!r}", where)
+    return amount
 
 
 def _step(raw: object, where: str) -> Step:

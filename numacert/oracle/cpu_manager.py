@@ -335,6 +335,13 @@ class CPUManager:
     def pod_uids(self) -> list[str]:
         return list(self._entries)
 
+    def pod_cpus(self, pod_uid: str) -> CPUSet:
+        """Every exclusive CPU the pod's containers hold now."""
+        out: set[int] = set()
+        for cset in self._entries.get(pod_uid, {}).values():
+            out |= cset
+        return CPUSet(out)
+
     def exclusive_cpus(self, pod_uid: str, container: str) -> CPUSet | None:
         return self._entries.get(pod_uid, {}).get(container)
 

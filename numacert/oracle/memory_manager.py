@@ -600,6 +600,14 @@ class MemoryManager:
     def pod_uids(self) -> list[str]:
         return list(self._entries)
 
+    def pod_memory(self, pod_uid: str) -> dict[str, int]:
+        """Bytes the pod's blocks hold now, per resource type."""
+        out: dict[str, int] = {}
+        for blocks in self._entries.get(pod_uid, {}).values():
+            for b in blocks:
+                out[b.type] = out.get(b.type, 0) + b.size
+        return out
+
     def blocks(self, pod_uid: str, container: str | Container) -> list[Block]:
         name = container if isinstance(container, str) else container.name
         return [b.copy() for b in self._entries.get(pod_uid, {}).get(name, ())]

@@ -1,11 +1,13 @@
 """The oracle's view of a pod: containers with their requests and limits as integers.
 
 Built from a Kubernetes Pod manifest (dict, as in YAML/JSON). Only what the resource managers
-read is kept: QoS inputs, CPU and memory/hugepages amounts, init containers and sidecars.
+and the kubelet's resource-fit admission read is kept: QoS inputs, CPU and memory/hugepages
+amounts, init containers and sidecars, pod-level resources, overhead and priority.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -33,6 +35,15 @@ class Container:
         }
 
 
+# kubelet types.SystemCriticalPriority (2 * 1e9): a pod at or above it is critical, and so are
+# static and mirror pods; the API's Priority admission gives these classes such priorities.
+SYSTEM_CRITICAL_PRIORITY = 2_000_000_000
+CRITICAL_PRIORITY_CLASSES = {
+    "system-node-critical": 2_000_001_000,
+    "system-cluster-critical": 2_000_000_000,
+}
+
+
 @dataclass(frozen=True)
 class Pod:
     name: str
@@ -41,6 +52,22 @@ class Pod:
     containers: tuple[Container, ...]
     namespace: str = "default"
     has_pod_level_resources: bool = False
+    # spec.resources (pod-level resources) and spec.overhead, resource -> amount: "cpu" in
+    # milli-CPU, everything else in bytes (or units for counted resources).
+    pod_requests: Mapping[str, int] = field(default_factory=dict)
+    pod_limits: Mapping[str, int] = field(default_factory=dict)
+    overhead: Mapping[str, int] = field(default_factory=dict)
+    # spec.priority as the API sets it (from priorityClassName); None when unknown.
+    priority: int | None = None
+    # static or mirror pod (kubernetes.io/config.source other than "api", or config.mirror)
+    static: bool = False
+
+    @property
+    def critical(self) -> bool:
+        """kubelet types.IsCriticalPod: static or mirror, or priority >= system critical."""
+        return self.static or (
+            self.priority is not None and self.priority >= SYSTEM_CRITICAL_PRIORITY
+        )
 
     def all_containers(self) -> tuple[Container, ...]:
         """initContainers then containers, spec order: the order the kubelet admits them."""
@@ -103,6 +130,27 @@ def _container_from_manifest(raw: dict, where: str, init: bool) -> Container:
     )
 
 
+def _resource_list(raw: object, where: str) -> dict[str, int]:
+    """A ResourceList as integers: "cpu" in milli-CPU, the rest in bytes / units."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise InputError("must be a mapping of resource name to quantity", where)
+    try:
+        return {str(k): to_millis(v) if k == "cpu" else to_bytes(v) for k, v in raw.items()}
+    except QuantityError as exc:
+        raise InputError(str(exc), where) from None
+
+
+def _priority(spec: dict, where: str) -> int | None:
+    raw = spec.get("priority")
+    if raw is None:
+        return CRITICAL_PRIORITY_CLASSES.get(str(spec.get("priorityClassName") or ""))
+    if isinstance(raw, bool) or not isinstance(raw, int):
+        raise InputError(f"must be an integer, not {raw!r}", f"{where}.spec.priority")
+    return raw
+
+
 def pod_from_manifest(manifest: dict, where: str = "pod") -> Pod:
     """A Pod from a manifest dict. uid defaults to the name (the scenario contract)."""
     if not isinstance(manifest, dict):
@@ -133,6 +181,13 @@ def pod_from_manifest(manifest: dict, where: str = "pod") -> Pod:
     names = [c.name for c in init_cs + app_cs]
     if len(set(names)) != len(names):
         raise InputError("container names must be unique", f"{where}.spec")
+    pod_res = spec.get("resources") or {}
+    if not isinstance(pod_res, dict):
+        raise InputError("resources must be a mapping", f"{where}.spec.resources")
+    annotations = meta.get("annotations") or {}
+    if not isinstance(annotations, dict):
+        raise InputError("must be a mapping", f"{where}.metadata.annotations")
+    source = annotations.get("kubernetes.io/config.source", "api")
     return Pod(
         name=str(name),
         uid=str(meta.get("uid") or name),
@@ -140,4 +195,9 @@ def pod_from_manifest(manifest: dict, where: str = "pod") -> Pod:
         init_containers=init_cs,
         containers=app_cs,
         has_pod_level_resources=bool(spec.get("resources")),
+        pod_requests=_resource_list(pod_res.get("requests"), f"{where}.spec.resources.requests"),
+        pod_limits=_resource_list(pod_res.get("limits"), f"{where}.spec.resources.limits"),
+        overhead=_resource_list(spec.get("overhead"), f"{where}.spec.overhead"),
+        priority=_priority(spec, where),
+        static=source != "api" or "kubernetes.io/config.mirror" in annotations,
     )

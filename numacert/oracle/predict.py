@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from numacert.kubelet.config import KubeletConfig
+from numacert.oracle.admission import NotModelledError
 from numacert.oracle.node import DuplicatePodError, NodeModel, UnknownPodError
 from numacert.topology.model import Topology
 
@@ -24,16 +25,23 @@ def predict(
     steps: Iterable,
     cpu_state: dict | None = None,
     memory_state: dict | None = None,
+    *,
+    allocatable: Mapping[str, int] | None = None,
+    k8s_minor: int | None = None,
 ) -> dict:
     """{"steps": [...], "state": {"cpu": ..., "memory": ...}} (design.md, "Scenario file").
 
-    `steps` holds scenario.AddStep / DeleteStep objects. Raises KubeletStartError when the
-    kubelet would not start with this configuration and state, and StepError for a step that
-    names a pod wrongly.
+    `steps` holds scenario.AddStep / DeleteStep objects. `allocatable` and `k8s_minor` are
+    NodeModel's (allocatable overrides, resource by resource, the one derived from topology
+    and config; k8s_minor None = the newest release numacert models). Raises KubeletStartError
+    when the kubelet would not start with this configuration and state, and StepError for a
+    step that names a pod wrongly or asks for behaviour numacert does not model.
     """
     from numacert.scenario import AddStep  # the scenario module owns the step types
 
-    node = NodeModel(topology, config, cpu_state, memory_state)
+    node = NodeModel(
+        topology, config, cpu_state, memory_state, allocatable=allocatable, k8s_minor=k8s_minor
+    )
     results = []
     for index, step in enumerate(steps):
         try:
@@ -42,5 +50,7 @@ def predict(
             raise StepError(index, exc.args[0]) from None
         except UnknownPodError as exc:
             raise StepError(index, f"pod {exc.args[0]!r} is not on the node") from None
+        except NotModelledError as exc:
+            raise StepError(index, str(exc)) from None
         results.append(result.to_dict())
     return {"steps": results, "state": node.state()}

@@ -185,6 +185,23 @@ def test_yaml_output(capsys):
             ),
             "state.cpu",
         ),
+        (lambda s: s.update(node={"allocatable": {"cpu": "x"}}), "node.allocatable.cpu"),
+        (
+            # a critical pod that does not fit: the kubelet would preempt, numacert cannot say
+            lambda s: s["steps"].append(
+                {
+                    "add": {
+                        "kind": "Pod",
+                        "metadata": {"name": "crit"},
+                        "spec": {
+                            "priorityClassName": "system-node-critical",
+                            "containers": [{"name": "c", "resources": {"requests": {"cpu": "7"}}}],
+                        },
+                    }
+                }
+            ),
+            "steps[1]",
+        ),
     ],
 )
 def test_bad_scenarios_exit_2_with_one_line(tmp_path, capsys, mutate, where):
