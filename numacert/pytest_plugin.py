@@ -1,11 +1,29 @@
-"""numacert's pytest plugin (entry point `pytest11`): command-line options and fixtures wiring.
+"""numacert's pytest plugin (entry point `pytest11`): options, fixtures, results.
 
-Kept thin: hooks and fixtures call plain functions of the numacert package.
+Kept thin: the fixtures live in numacert.fixtures, the logic in plain functions of the
+numacert package. What the plugin itself does:
+  * the command-line options of a certification run (target, nodes, --require/--assume);
+  * registers the fixtures and the `check` marker; parametrizes `node_name` over the nodes
+    under test (resolved without starting anything: unknown nodes are a usage error);
+  * shows progress (discovery, each probe pod) on the terminal as it happens;
+  * writes results.json (one record per check and node, node facts) when asked, and rewrites
+    the JUnit file into numacert's naming (classname node.policy, name check id) plus a strict
+    flavour, through numacert.reports.
 """
 
 from __future__ import annotations
 
+import json
 import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from numacert import __version__
+
+EVIDENCE = "numacert-evidence: "
+NODE_EVIDENCE = "numacert-node: "
 
 
 def pytest_addoption(parser) -> None:
@@ -18,3 +36,223 @@ def pytest_addoption(parser) -> None:
         help="lab tests: auto = run when the lab can start here (root, Debian packages), "
         "require = fail if it cannot, skip = do not run them (default: $NUMACERT_LAB or auto)",
     )
+    # --kubeconfig is pytest-kind's option (a dependency), with the same meaning: the cluster
+    # under test. Adding it twice is an error, so numacert reads pytest-kind's.
+    group.addoption("--context", help="kubeconfig context of the cluster under test")
+    group.addoption("--nodes", help="nodes to certify: names (a,b) or a label selector (key=value)")
+    group.addoption(
+        "--keep-lab", action="store_true", help="leave a lab this run brought up running"
+    )
+    group.addoption("--image", help="probe image (default: the lab's busybox, or busybox:1.37)")
+    group.addoption(
+        "--node-access",
+        help="testinfra host spec for node access, {node} replaced by the node name "
+        "(e.g. ssh://root@{node}); the lab has its own",
+    )
+    group.addoption(
+        "--require", help="KubeletConfiguration fragment: the policy the nodes must run"
+    )
+    group.addoption(
+        "--assume",
+        help="diagnostic: behaviour checks assume this KubeletConfiguration fragment over the "
+        "node's own configuration instead of reading it",
+    )
+    group.addoption(
+        "--no-kubelet-restart",
+        action="store_true",
+        help="do not restart the kubelet (NODE-RESTART then cannot run: INCOMPLETE)",
+    )
+    group.addoption("--numacert-results", help="write results.json here")
+
+
+def pytest_configure(config) -> None:
+    config.addinivalue_line(
+        "markers", "check(id): the catalogue check this test implements (suites/catalogue.yaml)"
+    )
+    config.addinivalue_line("markers", "numacert_discovery: node discovery (not a check)")
+    config.pluginmanager.register(ResultsRecorder(config), "numacert-results")
+    from numacert.fixtures import certify
+
+    if not config.pluginmanager.is_registered(certify):
+        config.pluginmanager.register(certify, "numacert-fixtures")
+
+
+def _target_options(config):
+    from numacert.target import TargetOptions
+
+    return TargetOptions(
+        kubeconfig=config.getoption("kubeconfig", None),
+        context=config.getoption("--context"),
+        nodes=config.getoption("--nodes"),
+        image=config.getoption("--image"),
+        node_access=config.getoption("--node-access"),
+        keep_lab=config.getoption("--keep-lab"),
+    )
+
+
+def make_session(config):
+    """The certification session, made when the first suite test sets up (numacert's own
+    tests use none, and never start anything)."""
+    from numacert.fixtures import certify
+    from numacert.fixtures.session import CertOptions, CertSession
+
+    if certify.SESSION_KEY in config.stash:
+        return config.stash[certify.SESSION_KEY]
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+
+    def progress(message: str) -> None:
+        if reporter is not None:
+            reporter.write_line(f"numacert: {message}")
+
+    options = CertOptions(
+        target=_target_options(config),
+        require_path=config.getoption("--require"),
+        assume_path=config.getoption("--assume"),
+        restart_kubelet=not config.getoption("--no-kubelet-restart"),
+    )
+    session = CertSession(options, progress)
+    config.stash[certify.SESSION_KEY] = session
+    return session
+
+
+def _node_names(config) -> list[str]:
+    from numacert.errors import InputError
+    from numacert.target import cluster_api, lab_node_names, select_nodes
+
+    options = _target_options(config)
+    try:
+        if options.wants_lab:
+            return lab_node_names(options)
+        return select_nodes(cluster_api(options.kubeconfig, options.context), options.nodes)
+    except InputError as exc:
+        raise pytest.UsageError(f"numacert: {exc}") from None
+
+
+_NAMES = pytest.StashKey[list]()
+
+
+def pytest_generate_tests(metafunc) -> None:
+    if "node_name" not in metafunc.fixturenames:
+        return
+    config = metafunc.config
+    if _NAMES not in config.stash:
+        config.stash[_NAMES] = _node_names(config)
+    metafunc.parametrize("node_name", config.stash[_NAMES], scope="session")
+
+
+# ---- results --------------------------------------------------------------------------------
+
+
+def _status(report) -> str | None:
+    if report.when == "call":
+        return {"passed": "passed", "failed": "failed", "skipped": "skipped"}[report.outcome]
+    if report.outcome == "skipped" and report.when == "setup":
+        return "skipped"
+    if report.outcome == "failed":
+        return "error"  # setup or teardown raised: infrastructure, never the kubelet
+    return None
+
+
+def _skip_text(report) -> str:
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2]).removeprefix("Skipped: ")
+    return str(longrepr)
+
+
+def _message(report) -> str:
+    crash = getattr(report.longrepr, "reprcrash", None)
+    if crash is not None:
+        return crash.message
+    # pytest.fail(..., pytrace=False): the message itself, whose first line says it all.
+    return str(report.longrepr).strip().splitlines()[0] if report.longrepr else ""
+
+
+class ResultsRecorder:
+    """Collects one record per (check test, node) from the reports, and node facts from the
+    discovery tests' output; writes results.json at the end. Works on the controller, so it
+    sees every report under pytest-xdist too."""
+
+    def __init__(self, config) -> None:
+        self.config = config
+        self.records: list[dict] = []
+        self.nodes: dict[str, dict] = {}
+        self.started = datetime.now(UTC).isoformat(timespec="seconds")
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_runtest_logreport(self, report) -> None:
+        props = dict(report.user_properties)
+        for line in (report.capstdout or "").splitlines():
+            if line.startswith(NODE_EVIDENCE):
+                node = json.loads(line[len(NODE_EVIDENCE) :])
+                self.nodes[node["name"]] = node
+        if "numacert.check" not in props:
+            if "numacert.discovery" in props and report.outcome == "failed":
+                node = props["numacert.node"]
+                self.nodes.setdefault(node, {"name": node})["error"] = _message(report)
+            return
+        status = _status(report)
+        if status is not None:
+            self._add(_record(report, props, status))
+
+    def _add(self, record: dict) -> None:
+        for i, old in enumerate(self.records):
+            if old["nodeid"] == record["nodeid"]:
+                # A teardown error after a passed call is an error of the same check run.
+                if record["status"] == "error":
+                    self.records[i] = record
+                return
+        self.records.append(record)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session, exitstatus) -> None:
+        path = self.config.getoption("--numacert-results", None)
+        if not path:
+            return
+        from numacert.fixtures import certify
+
+        cert = self.config.stash.get(certify.SESSION_KEY, None)
+        target = None
+        if cert is not None and cert._target is not None and not hasattr(cert._target, "exc"):
+            target = cert._target.describe()
+        results = {
+            "numacert_version": __version__,
+            "started": self.started,
+            "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+            "interrupted": exitstatus == pytest.ExitCode.INTERRUPTED,
+            "target": target,
+            "require": cert.require if cert is not None else None,
+            "assume": cert.assume if cert is not None else None,
+            "nodes": self.nodes,
+            "checks": self.records,
+        }
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(results, indent=2, default=str) + "\n")
+
+
+def _record(report, props: dict, status: str) -> dict:
+    from numacert.certify.applicability import SEPARATOR
+
+    evidence = {}
+    for line in (report.capstdout or "").splitlines():
+        if line.startswith(EVIDENCE):
+            evidence = json.loads(line[len(EVIDENCE) :])
+    skip = _skip_text(report) if status == "skipped" else None
+    reason = None
+    if skip:
+        reason = skip.split(SEPARATOR)[-1]
+    elif status != "passed":
+        reason = _message(report) or None
+    return {
+        "check": props["numacert.check"],
+        "node": props["numacert.node"],
+        "policy": props.get("numacert.policy", "unknown"),
+        "case": props.get("numacert.case"),
+        "status": status,
+        "reason": reason,
+        "skip_reason": skip.split(SEPARATOR)[0] if skip else None,
+        "predicted": evidence.get("predicted"),
+        "observed": evidence.get("observed"),
+        "nodeid": report.nodeid,
+        "duration": round(report.duration, 3),
+    }

@@ -28,7 +28,15 @@ def predict(scenario: str, output: str) -> None:
     """Predict admission and placement for the pods of a SCENARIO file."""
     sc = load_scenario(scenario)
     try:
-        result = run_prediction(sc.topology, sc.kubelet, sc.steps, sc.cpu_state, sc.memory_state)
+        result = run_prediction(
+            sc.topology,
+            sc.kubelet,
+            sc.steps,
+            sc.cpu_state,
+            sc.memory_state,
+            allocatable=sc.allocatable,
+            k8s_minor=sc.k8s_minor,
+        )
     except KubeletStartError as exc:
         field = getattr(exc, "field", "kubelet")
         raise InputError(f"the kubelet would not start: {exc}", f"{sc.path}: {field}") from None

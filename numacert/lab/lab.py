@@ -347,17 +347,22 @@ class Lab:
         wait_until(ready, timeout, f"node {NODE_NAME} to be Ready", 2.0, kubelet_log)
         return time.monotonic() - start
 
-    def kubelet_configz(self) -> dict:
-        """The running kubelet's own view of its configuration (/configz), read directly
-        from the kubelet: the apiserver refuses nodes/proxy for a loopback node address."""
+    def kubelet_get(self, path: str) -> str:
+        """GET a kubelet endpoint (configz, metrics, healthz) directly with the apiserver's
+        kubelet-client certificate: the apiserver refuses nodes/proxy for a loopback node
+        address."""
         cp = self.control_plane()
         client_cert = cp.pki.apiserver_kubelet_client()
         ctx = ssl.create_default_context(cafile=str(cp.ca_cert))
         ctx.check_hostname = False
         ctx.load_cert_chain(str(client_cert.cert), str(client_cert.key))
-        url = f"https://{NODE_NAME}:{KUBELET_PORT}/configz"
+        url = f"https://{NODE_NAME}:{KUBELET_PORT}/{path.lstrip('/')}"
         with urllib.request.urlopen(url, context=ctx, timeout=30) as resp:  # noqa: S310
-            return json.loads(resp.read())["kubeletconfig"]
+            return resp.read().decode()
+
+    def kubelet_configz(self) -> dict:
+        """The running kubelet's own view of its configuration (/configz)."""
+        return json.loads(self.kubelet_get("configz"))["kubeletconfig"]
 
     # ---- reconfigure -----------------------------------------------------------------------
     def reconfigure(

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from numacert.fixtures.kube import temporary_namespace, wait_pod
 from numacert.kubelet.config import KubeletConfig
 from numacert.kubelet.parse import from_dict
 from numacert.lab import hostdeps
@@ -20,6 +19,7 @@ from numacert.lab.qemu import Ports
 from numacert.lab.vm import VM, free_port
 from numacert.oracle.pod import pod_from_manifest
 from numacert.oracle.predict import predict
+from numacert.probes.kube import temporary_namespace, wait_pod
 from numacert.scenario import AddStep
 from numacert.topology.model import Topology
 from numacert.topology.sysfs import collector_script, parse_snapshot

@@ -13,7 +13,9 @@ import time
 import pytest
 
 from numacert.cpuset import CPUSet
-from numacert.fixtures.kube import (
+from numacert.lab.lab import Lab
+from numacert.lab.profile import load_lab_profile
+from numacert.probes.kube import (
     besteffort_pod,
     container_view,
     delete_pod,
@@ -21,8 +23,6 @@ from numacert.fixtures.kube import (
     temporary_namespace,
     wait_event,
 )
-from numacert.lab.lab import Lab
-from numacert.lab.profile import load_lab_profile
 from numacert.topology.model import Topology
 from tests.lab.conftest import (
     LAB_PROFILE,

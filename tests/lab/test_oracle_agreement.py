@@ -14,7 +14,8 @@ from __future__ import annotations
 import pytest
 
 from numacert.cpuset import CPUSet
-from numacert.fixtures.kube import (
+from numacert.lab.lab import Lab
+from numacert.probes.kube import (
     REPORT,
     REPORT_AND_EXIT,
     container,
@@ -22,7 +23,6 @@ from numacert.fixtures.kube import (
     pod_manifest,
     temporary_namespace,
 )
-from numacert.lab.lab import Lab
 from numacert.topology.model import Topology
 from tests.lab.conftest import kubelet_policy, oracle, run_pod, running_config
 

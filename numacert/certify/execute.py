@@ -1,0 +1,243 @@
+"""Run a plan on a node and record what the kubelet did: plain observations, no verdicts.
+
+Pods are created one at a time in plan order (the kubelet admits them in that order, as the
+oracle replays them), each observed when it runs or is rejected: phase, reason, message, the
+Warning event of a rejection, and every container's probe log. After phase A's pods run, the
+checkpoint re-reads every container once the reconcile period has passed, snapshots the
+kubelet's state files and admission metrics, and restarts the kubelet where node access allows.
+
+Every failure here is infrastructure (a timeout, an API error, a missing image): it raises, and
+the fixture that called it turns it into a JUnit error, never a failure.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from numacert.certify.plan import Plan, PodPlan
+from numacert.errors import InfrastructureError
+from numacert.probes.kube import (
+    create_pod,
+    delete_pod,
+    pod_events,
+    pod_log,
+    request_delete,
+    wait_pod,
+)
+from numacert.probes.metrics import admission_counters
+from numacert.probes.report import REPORT_INTERVAL, ProbeLog, View, parse_log
+from numacert.wait import wait_until
+
+REJECTION_EVENT_TIMEOUT = 30.0
+
+
+@dataclass
+class PodObservation:
+    name: str
+    phase: str
+    reason: str | None
+    message: str | None
+    events: list[tuple[str, str, str]]
+    logs: dict[str, ProbeLog]  # container -> its log when the pod was first observed
+    later: dict[str, View] = field(default_factory=dict)  # after the reconcile period
+    after_restart: dict[str, View] = field(default_factory=dict)
+    phase_after_restart: str | None = None
+    uid: str | None = None
+
+    @property
+    def admitted(self) -> bool:
+        return self.phase != "Failed"
+
+    def view(self, container: str) -> View | None:
+        log = self.logs.get(container)
+        return log.first if log else None
+
+
+@dataclass
+class NodeRun:
+    node: str
+    plan: Plan
+    pods: dict[str, PodObservation] = field(default_factory=dict)
+    state_files: dict | None = None  # at the checkpoint; None without node access
+    state_files_end: dict | None = None  # after every pod is gone
+    metrics_before: dict[str, float] | None = None
+    metrics_after: dict[str, float] | None = None
+    metrics_error: str | None = None
+    # read just before and after the kubelet restart, which sets every counter back to 0
+    metrics_at_restart: tuple[dict[str, float], dict[str, float]] | None = None
+    restarted: bool = False
+    restart_error: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    pod_start_seconds: dict[str, float] = field(default_factory=dict)
+
+    def metric_delta(self, name: str) -> float:
+        """How much a counter grew over the run, across a kubelet restart."""
+        before, after = self.metrics_before or {}, self.metrics_after or {}
+        if self.metrics_at_restart is None:
+            return after.get(name, 0) - before.get(name, 0)
+        stopped, started = self.metrics_at_restart
+        return (stopped.get(name, 0) - before.get(name, 0)) + (
+            after.get(name, 0) - started.get(name, 0)
+        )
+
+
+def _containers(plan: PodPlan) -> list[str]:
+    spec = plan.manifest["spec"]
+    return [c["name"] for c in spec.get("initContainers", [])] + [
+        c["name"] for c in spec["containers"]
+    ]
+
+
+def _running_containers(plan: PodPlan) -> list[str]:
+    spec = plan.manifest["spec"]
+    sidecars = [c["name"] for c in spec.get("initContainers", []) if c.get("restartPolicy")]
+    return sidecars + [c["name"] for c in spec["containers"]]
+
+
+class Runner:
+    """Executes one plan on one node in one namespace."""
+
+    def __init__(
+        self,
+        target,
+        namespace: str,
+        node: str,
+        reconcile_seconds: float,
+        restart: bool,
+        progress: Callable[[str], None] | None = None,
+        pod_timeout: float = 300.0,
+    ) -> None:
+        self.target = target
+        self.core = target.core
+        self.namespace = namespace
+        self.node = node
+        self.reconcile_seconds = reconcile_seconds
+        self.restart = restart
+        self.progress = progress or (lambda _msg: None)
+        self.pod_timeout = pod_timeout
+
+    def run(self, plan: Plan) -> NodeRun:
+        run = NodeRun(self.node, plan)
+        access = self.target.access(self.node)
+        run.metrics_before = self._metrics(run)
+        for phase in plan.phases:
+            start = time.monotonic()
+            for pod_plan in phase.adds:
+                self.progress(f"{self.node}: pod {pod_plan.name} ({pod_plan.purpose})")
+                run.pods[pod_plan.name] = self._observe(pod_plan, run)
+            if phase.checkpoint:
+                self._checkpoint(phase.adds, run, access)
+            self._delete(phase.deletes)
+            run.timings[f"phase {phase.name}"] = time.monotonic() - start
+        run.metrics_after = self._metrics(run)
+        if access is not None:
+            run.state_files_end = access.state_files()
+        return run
+
+    # ---- one pod ------------------------------------------------------------------------
+    def _observe(self, pod_plan: PodPlan, run: NodeRun) -> PodObservation:
+        manifest = dict(pod_plan.manifest, spec=dict(pod_plan.manifest["spec"], nodeName=self.node))
+        start = time.monotonic()
+        uid = create_pod(self.core, self.namespace, manifest).metadata.uid
+        pod = wait_pod(self.core, self.namespace, pod_plan.name, self.pod_timeout)
+        run.pod_start_seconds[pod_plan.name] = time.monotonic() - start
+        phase = pod.status.phase
+        if phase == "Failed":
+            events = self._rejection_events(pod_plan.name, pod.status.reason)
+            return PodObservation(
+                pod_plan.name, phase, pod.status.reason, pod.status.message, events, {}, uid=uid
+            )
+        logs = {}
+        for name in _containers(pod_plan):
+            logs[name] = parse_log(pod_log(self.core, self.namespace, pod_plan.name, name))
+            if not logs[name].reports:
+                raise InfrastructureError(
+                    f"pod {self.namespace}/{pod_plan.name} container {name} printed no report"
+                )
+        return PodObservation(pod_plan.name, phase, None, None, [], logs, uid=uid)
+
+    def _rejection_events(self, name: str, reason: str | None) -> list[tuple[str, str, str]]:
+        def found():
+            events = pod_events(self.core, self.namespace, name)
+            return events if any(e[1] == reason for e in events) else None
+
+        try:
+            return wait_until(found, REJECTION_EVENT_TIMEOUT, f"a {reason} event on {name}")
+        except InfrastructureError:
+            # No event is an observation (the check says so), not an infrastructure error.
+            return pod_events(self.core, self.namespace, name)
+
+    # ---- the checkpoint -----------------------------------------------------------------
+    def _checkpoint(self, adds: tuple[PodPlan, ...], run: NodeRun, access) -> None:
+        running = [p for p in adds if run.pods[p.name].admitted]
+        self.progress(f"{self.node}: re-reading every container after the reconcile period")
+        time.sleep(self.reconcile_seconds)
+        self._read_later(running, run, "later")
+        if access is not None:
+            run.state_files = access.state_files()
+            if self.restart:
+                self.progress(f"{self.node}: kubelet restart with pinned pods running")
+                stopped = self._metrics(run)
+                try:
+                    self._restart_kubelet(access)
+                except InfrastructureError as exc:
+                    run.restart_error = str(exc)
+                    raise
+                run.restarted = True
+                started = self._metrics(run)
+                if stopped is not None and started is not None:
+                    run.metrics_at_restart = (stopped, started)
+                self._read_later(running, run, "after_restart")
+                for p in running:
+                    obs = run.pods[p.name]
+                    obs.phase_after_restart = self.core.read_namespaced_pod(
+                        p.name, self.namespace
+                    ).status.phase
+
+    def _read_later(self, running: list[PodPlan], run: NodeRun, attr: str) -> None:
+        """Each running container's newest report, at least two reports after now (so it
+        was taken wholly after this moment)."""
+        for p in running:
+            for name in _running_containers(p):
+                before = len(parse_log(pod_log(self.core, self.namespace, p.name, name)).reports)
+
+                def newer(p=p, name=name, before=before):
+                    log = parse_log(pod_log(self.core, self.namespace, p.name, name))
+                    return log.last if len(log.reports) >= before + 2 else None
+
+                view = wait_until(
+                    newer,
+                    REPORT_INTERVAL * 10 + 60,
+                    f"a new report from {p.name}/{name}",
+                    poll=REPORT_INTERVAL,
+                )
+                getattr(run.pods[p.name], attr)[name] = view
+
+    def _restart_kubelet(self, access) -> None:
+        since = time.time()
+        access.restart_kubelet()
+
+        def ready():
+            node = self.core.read_node(self.node)
+            for cond in node.status.conditions or []:
+                if cond.type == "Ready":
+                    return cond.status == "True" and cond.last_heartbeat_time.timestamp() >= since
+            return False
+
+        wait_until(ready, 300, f"node {self.node} Ready after the kubelet restart", poll=2.0)
+
+    # ---- deletion, metrics ----------------------------------------------------------------
+    def _delete(self, names: tuple[str, ...]) -> None:
+        for name in names:
+            request_delete(self.core, self.namespace, name)
+        for name in names:
+            delete_pod(self.core, self.namespace, name, self.pod_timeout)
+
+    def _metrics(self, run: NodeRun) -> dict[str, float] | None:
+        try:
+            return admission_counters(self.target.kubelet_get(self.node, "metrics"))
+        except Exception as exc:  # noqa: BLE001 - metrics are optional; the check says why
+            run.metrics_error = f"{type(exc).__name__}: {str(exc)[:200]}"
+            return None

@@ -1,0 +1,365 @@
+"""The pod plan that certifies one node: which probe pods, in what order, and why.
+
+One plan serves every check: its pods are shared between the checks that can read them, so a
+node is certified with about a dozen pod starts. Sizes come from the discovered topology and
+the policy in effect, never from fixed CPU ids; the planner replays its own pods on the
+oracle's NodeModel as it goes, so each size fits what a correct kubelet has left at that step
+(free CPUs, per-NUMA free memory, node allocatable).
+
+Phases (a later phase starts after the earlier one's pods that are no longer needed are gone):
+  A  shared-0 (BestEffort, baseline pool), excl (integer Guaranteed, hugepages, touched memory),
+     frac (fractional Guaranteed), burst (Burstable), pair (two integer containers), shared-1
+     (BestEffort after the exclusive allocations); then the checkpoint: reconcile re-read,
+     state files, kubelet restart; then every pod of the phase goes.
+  B  init (a regular init container, a sidecar and an app container).
+  C  toobig (more CPUs than the largest NUMA node has), smt-odd (an odd request under
+     full-pcpus-only).
+  D  big-<n> (fills each NUMA node's memory but 256Mi), nomem (384Mi: fits no NUMA set).
+  E  shared-final (BestEffort after everything is gone: release to baseline).
+
+Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from numacert.kubelet.config import KubeletConfig
+from numacert.oracle.node import NodeModel
+from numacert.oracle.pod import pod_from_manifest
+from numacert.probes.report import HUGEPAGES_MOUNT, probe_command
+from numacert.scenario import AddStep, DeleteStep
+from numacert.topology.model import Topology
+
+MiB = 1 << 20
+TEST_IMAGE = "numacert.local/busybox:1"
+MANAGED_BY = "numacert"
+SMALL_MEMORY = "64Mi"
+HUGEPAGES_PROBE = 4 * MiB  # two 2Mi pages
+# The upstream memory manager e2e: each node filled but 256Mi, then 384Mi fits no set.
+MEMORY_LEFT = 256 * MiB
+MEMORY_NOFIT = 384 * MiB
+
+
+@dataclass(frozen=True)
+class PodPlan:
+    name: str
+    manifest: dict
+    purpose: str
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    adds: tuple[PodPlan, ...]
+    # Pods of this and earlier phases deleted once this phase has been observed.
+    deletes: tuple[str, ...]
+    checkpoint: bool = False
+
+
+@dataclass
+class Plan:
+    phases: list[Phase]
+    # pod name -> why it is not in the plan (machine-readable: needs-free-cpus:4, ...)
+    left_out: dict[str, str] = field(default_factory=dict)
+    # pods the planning model rejected (their API objects are still deleted)
+    rejected: set[str] = field(default_factory=set)
+    # what the plan was sized for: the node's allocatable and kubelet minor
+    allocatable: dict[str, int] = field(default_factory=dict)
+    k8s_minor: int | None = None
+
+    def pods(self) -> dict[str, PodPlan]:
+        return {p.name: p for phase in self.phases for p in phase.adds}
+
+    def steps(self) -> list[AddStep | DeleteStep]:
+        """The plan as scenario steps (`numacert predict`); a delete of a pod that a correct
+        kubelet rejects is left out, as the oracle knows no such pod."""
+        steps: list[AddStep | DeleteStep] = []
+        for phase in self.phases:
+            steps += [AddStep(pod_from_manifest(p.manifest)) for p in phase.adds]
+            steps += [DeleteStep(n) for n in phase.deletes if n not in self.rejected]
+        return steps
+
+
+# ---- manifests -------------------------------------------------------------------------------
+
+
+def container(
+    name: str,
+    limits: dict | None = None,
+    requests: dict | None = None,
+    *,
+    keep_running: bool = True,
+    hugepages_bytes: int = 0,
+    touch: bool = False,
+    sidecar: bool = False,
+) -> dict:
+    c: dict = {
+        "name": name,
+        "image": TEST_IMAGE,
+        "imagePullPolicy": "IfNotPresent",
+        "command": probe_command(
+            keep_running=keep_running, hugepages_bytes=hugepages_bytes, touch=touch
+        ),
+    }
+    resources = {}
+    if limits:
+        resources["limits"] = dict(limits)
+    if requests:
+        resources["requests"] = dict(requests)
+    if resources:
+        c["resources"] = resources
+    if hugepages_bytes:
+        c["volumeMounts"] = [{"name": "hugepages-2mi", "mountPath": HUGEPAGES_MOUNT}]
+    if sidecar:
+        c["restartPolicy"] = "Always"
+    return c
+
+
+def pod(name: str, containers: list[dict], init_containers: list[dict] | None = None) -> dict:
+    spec: dict = {
+        "containers": containers,
+        "restartPolicy": "Never",
+        "terminationGracePeriodSeconds": 1,
+        "enableServiceLinks": False,
+        "automountServiceAccountToken": False,
+        # Probes go to the node under test whatever its taints; nodeName is set at creation.
+        "tolerations": [{"operator": "Exists"}],
+    }
+    if init_containers:
+        spec["initContainers"] = init_containers
+    if any("volumeMounts" in c for c in containers + (init_containers or [])):
+        spec["volumes"] = [{"name": "hugepages-2mi", "emptyDir": {"medium": "HugePages-2Mi"}}]
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": MANAGED_BY}},
+        "spec": spec,
+    }
+
+
+def guaranteed(cpu_millis: int, memory: str = SMALL_MEMORY, hugepages: int = 0) -> dict:
+    limits = {"cpu": _cpu(cpu_millis), "memory": memory}
+    if hugepages:
+        limits["hugepages-2Mi"] = f"{hugepages // MiB}Mi"
+    return limits
+
+
+def _cpu(millis: int) -> str:
+    return str(millis // 1000) if millis % 1000 == 0 else f"{millis}m"
+
+
+# ---- the planner -----------------------------------------------------------------------------
+
+
+class _Planner:
+    """Adds pods to a NodeModel as the plan grows, to size each pod from what is left."""
+
+    def __init__(
+        self,
+        topology: Topology,
+        config: KubeletConfig,
+        allocatable: dict[str, int],
+        k8s_minor: int | None,
+    ) -> None:
+        self.topology = topology
+        self.config = config
+        self.model = NodeModel(topology, config, allocatable=allocatable, k8s_minor=k8s_minor)
+        self.cpu_budget = allocatable.get("cpu", topology.num_cpus * 1000)
+        self.memory_budget = allocatable.get("memory", 0)
+        self.hugepages_2m = allocatable.get("hugepages-2Mi", 0)
+        self.requests: dict[str, tuple[int, int]] = {}  # pod -> (cpu millis, memory bytes)
+        self.left_out: dict[str, str] = {}
+        self.rejected: set[str] = set()
+
+    @property
+    def static(self) -> bool:
+        return self.config.cpu_manager_policy == "static"
+
+    @property
+    def threads_per_core(self) -> int:
+        return max(len(core) for core in self.topology.cores.values())
+
+    @property
+    def unit(self) -> int:
+        """The smallest exclusive request that is valid here (a whole core under
+        full-pcpus-only)."""
+        return self.threads_per_core if self.config.cpu_option("full-pcpus-only") else 1
+
+    def free_cpus(self) -> int:
+        """Whole CPUs a new exclusive request can get: the static pool and the node budget."""
+        budget = (self.cpu_budget - sum(c for c, _ in self.requests.values())) // 1000
+        if self.static:
+            return min(len(self.model.cpu.available_cpus()), budget)
+        return budget
+
+    def free_memory(self) -> int:
+        return self.memory_budget - sum(m for _, m in self.requests.values())
+
+    def add(self, plan: PodPlan) -> bool:
+        """Replay the pod on the model; True when a correct kubelet admits it."""
+        oracle_pod = pod_from_manifest(plan.manifest)
+        result = self.model.add(oracle_pod)
+        if result.admitted:
+            cpu = max(
+                sum(c.cpu_request or 0 for c in oracle_pod.containers),
+                max((c.cpu_request or 0 for c in oracle_pod.init_containers), default=0),
+            )
+            memory = sum(c.requests.get("memory", 0) for c in oracle_pod.all_containers())
+            self.requests[plan.name] = (cpu, memory)
+        else:
+            self.rejected.add(plan.name)
+        return bool(result.admitted)
+
+    def delete(self, name: str) -> None:
+        if name in self.model.pods:
+            self.model.delete(name)
+        self.requests.pop(name, None)
+
+
+def build_plan(
+    topology: Topology,
+    config: KubeletConfig,
+    allocatable: dict[str, int],
+    k8s_minor: int | None = None,
+) -> Plan:
+    """The plan for a node with `topology` whose kubelet runs `config`.
+
+    `allocatable` is the node's allocatable as integers ("cpu" in milli-CPU, "memory" and
+    "hugepages-2Mi" in bytes), as the node reports it.
+    """
+    p = _Planner(topology, config, allocatable, k8s_minor)
+    phases = [
+        _phase_a(p),
+        _phase_b(p),
+        _phase_c(p),
+        _phase_d(p),
+    ]
+    final = PodPlan("shared-final", pod("shared-final", [container("c")]), "release to baseline")
+    p.add(final)
+    phases.append(Phase("E", (final,), ("shared-final",)))
+    phases = [ph for ph in phases if ph.adds or ph.deletes]
+    return Plan(phases, p.left_out, p.rejected, dict(allocatable), k8s_minor)
+
+
+def _phase_a(p: _Planner) -> Phase:
+    adds: list[PodPlan] = []
+
+    def add(plan: PodPlan) -> None:
+        adds.append(plan)
+        p.add(plan)
+
+    add(PodPlan("shared-0", pod("shared-0", [container("c")]), "shared pool baseline"))
+    hugepages = HUGEPAGES_PROBE if p.hugepages_2m >= HUGEPAGES_PROBE else 0
+    if not hugepages:
+        p.left_out["excl/hugepages"] = "needs-hugepages:2Mi"
+    unit_m = p.unit * 1000
+    excl = container(
+        "c", guaranteed(unit_m, hugepages=hugepages), hugepages_bytes=hugepages, touch=True
+    )
+    add(PodPlan("excl", pod("excl", [excl]), "exclusive CPUs, alignment, memory pinning"))
+    add(PodPlan("frac", pod("frac", [container("c", guaranteed(500))]), "fractional Guaranteed"))
+    burst = container("c", requests={"cpu": "100m", "memory": "32Mi"})
+    add(PodPlan("burst", pod("burst", [burst]), "Burstable"))
+    per_numa = min(len(cpus) for cpus in p.topology.cpus_by_numa.values())
+    k = max(p.unit, (per_numa // 2) // p.unit * p.unit)
+    while k > p.unit and 2 * k > p.free_cpus():
+        k -= p.unit
+    if 2 * k <= p.free_cpus():
+        two = [container(n, guaranteed(k * 1000)) for n in ("a", "b")]
+        add(PodPlan("pair", pod("pair", two), "two exclusive containers, pod vs container scope"))
+    else:
+        p.left_out["pair"] = f"needs-free-cpus:{2 * p.unit}"
+    add(PodPlan("shared-1", pod("shared-1", [container("c")]), "shared pool after exclusives"))
+    deletes = tuple(a.name for a in adds)
+    for name in deletes:
+        p.delete(name)
+    return Phase("A", tuple(adds), deletes, checkpoint=True)
+
+
+def _phase_b(p: _Planner) -> Phase:
+    unit_m = p.unit * 1000
+    if p.free_cpus() < 2 * p.unit:
+        p.left_out["init"] = f"needs-free-cpus:{2 * p.unit}"
+        return Phase("B", (), ())
+    init = PodPlan(
+        "init",
+        pod(
+            "init",
+            [container("app", guaranteed(unit_m))],
+            init_containers=[
+                container("init", guaranteed(unit_m), keep_running=False),
+                container("side", guaranteed(unit_m), sidecar=True),
+            ],
+        ),
+        "init container CPUs reused, sidecar CPUs not",
+    )
+    p.add(init)
+    p.delete("init")
+    return Phase("B", (init,), ("init",))
+
+
+def _phase_c(p: _Planner) -> Phase:
+    adds: list[PodPlan] = []
+    largest = max(len(cpus) for cpus in p.topology.cpus_by_numa.values())
+    want = -(-(largest + 1) // p.unit) * p.unit  # more than any NUMA node, whole cores
+    if len(p.topology.numa_ids) < 2:
+        p.left_out["toobig"] = "needs-numa-nodes:2"
+    elif want > p.free_cpus():
+        p.left_out["toobig"] = f"needs-free-cpus:{want}"
+    else:
+        toobig = PodPlan(
+            "toobig",
+            pod("toobig", [container("c", guaranteed(want * 1000))]),
+            "more CPUs than one NUMA node has",
+        )
+        adds.append(toobig)
+        p.add(toobig)
+    if p.config.cpu_option("full-pcpus-only") and p.threads_per_core > 1:
+        odd = PodPlan(
+            "smt-odd",
+            pod("smt-odd", [container("c", guaranteed(1000))]),
+            "a request that is not whole cores under full-pcpus-only",
+        )
+        adds.append(odd)
+        p.add(odd)
+    deletes = tuple(a.name for a in adds)
+    for name in deletes:
+        p.delete(name)
+    return Phase("C", tuple(adds), deletes)
+
+
+def _phase_d(p: _Planner) -> Phase:
+    if p.config.memory_manager_policy != "Static" or len(p.topology.numa_ids) < 2:
+        p.left_out["nomem"] = (
+            "needs-numa-nodes:2"
+            if len(p.topology.numa_ids) < 2
+            else f"not-applicable:memory_manager={p.config.memory_manager_policy}"
+        )
+        return Phase("D", (), ())
+    adds: list[PodPlan] = []
+    for numa in p.topology.numa_ids:
+        size = (p.model.memory.free(numa) - MEMORY_LEFT) // MiB * MiB
+        if size < 128 * MiB or size > p.free_memory():
+            p.left_out["nomem"] = f"needs-memory:{numa}"
+            for plan in adds:
+                p.delete(plan.name)
+            return Phase("D", (), ())
+        big = PodPlan(
+            f"big-{numa}",
+            pod(f"big-{numa}", [container("c", guaranteed(100, f"{size // MiB}Mi"))]),
+            f"fills NUMA node {numa}'s memory but 256Mi",
+        )
+        adds.append(big)
+        p.add(big)
+    nomem = PodPlan(
+        "nomem",
+        pod("nomem", [container("c", guaranteed(100, f"{MEMORY_NOFIT // MiB}Mi"))]),
+        "memory that fits no NUMA node set any more",
+    )
+    adds.append(nomem)
+    p.add(nomem)
+    deletes = tuple(a.name for a in adds)
+    for name in deletes:
+        p.delete(name)
+    return Phase("D", tuple(adds), deletes)

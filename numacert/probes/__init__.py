@@ -1,0 +1,1 @@
+"""Probes: plain data read from a node, its pods and its kubelet (no assertions here)."""

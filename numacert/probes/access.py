@@ -1,0 +1,64 @@
+"""Node access: one small face over a testinfra host, for what only the node itself can show.
+
+A spec is a pytest-testinfra host spec (`paramiko://root@node?ssh_config=...`, `ssh://node`,
+`docker://container` for kind nodes); `{node}` in a spec given by the user is replaced by the
+node's name. The lab guest is reached over paramiko with the lab's own ssh config.
+
+What is read or done through it: the kubelet's state files, and a kubelet restart (the one
+thing the suites do to a node besides running pods; it changes no configuration).
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import dataclass
+
+from numacert.errors import InfrastructureError
+
+KUBELET_DIR = "/var/lib/kubelet"
+STATE_FILES = {"cpu": "cpu_manager_state", "memory": "memory_manager_state"}
+
+
+@dataclass
+class NodeAccess:
+    """A testinfra host plus how its kubelet is restarted ("lab" or "systemd")."""
+
+    host: object  # testinfra.host.Host
+    spec: str
+    service: str = "systemd"
+
+    @classmethod
+    def connect(cls, spec: str, service: str = "systemd") -> NodeAccess:
+        import testinfra
+
+        return cls(testinfra.get_host(spec), spec, service)
+
+    def run(self, command: str, check: bool = True) -> str:
+        result = self.host.run(command)  # type: ignore[attr-defined]
+        if check and result.rc != 0:
+            raise InfrastructureError(
+                f"on {self.spec}: `{command}` exited {result.rc}: {result.stderr.strip()[:300]}"
+            )
+        return result.stdout
+
+    def state_files(self) -> dict[str, dict | None]:
+        """cpu_manager_state and memory_manager_state as JSON (None where a file is absent)."""
+        out: dict[str, dict | None] = {}
+        for key, name in STATE_FILES.items():
+            path = f"{KUBELET_DIR}/{name}"
+            text = self.run(f"cat {shlex.quote(path)} 2>/dev/null || true")
+            if not text.strip():
+                out[key] = None
+                continue
+            try:
+                out[key] = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise InfrastructureError(f"{path} on {self.spec} is not JSON: {exc}") from None
+        return out
+
+    def restart_kubelet(self) -> None:
+        if self.service == "lab":
+            self.run("lab-kubelet restart")
+        else:
+            self.run("systemctl restart kubelet")

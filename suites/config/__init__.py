@@ -1,0 +1,1 @@
+"""numacert.suites.config: the config checks of the catalogue."""

@@ -1,0 +1,1 @@
+"""numacert.suites.cpu: the cpu checks of the catalogue."""

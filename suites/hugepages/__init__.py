@@ -1,0 +1,1 @@
+"""numacert.suites.hugepages: the hugepages checks of the catalogue."""

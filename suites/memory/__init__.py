@@ -1,0 +1,1 @@
+"""numacert.suites.memory: the memory checks of the catalogue."""

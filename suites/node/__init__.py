@@ -1,0 +1,1 @@
+"""numacert.suites.node: the node checks of the catalogue."""

@@ -1,0 +1,1 @@
+"""numacert.suites.topology: the topology checks of the catalogue."""
