@@ -13,6 +13,7 @@ numacert package. What the plugin itself does:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from datetime import UTC, datetime
@@ -63,6 +64,11 @@ def pytest_addoption(parser) -> None:
         help="do not restart the kubelet (NODE-RESTART then cannot run: INCOMPLETE)",
     )
     group.addoption("--numacert-results", help="write results.json here")
+    group.addoption(
+        "--numacert-kind",
+        choices=["behaviour", "configuration"],
+        help="run only the checks of this kind (the others are deselected)",
+    )
 
 
 def pytest_configure(config) -> None:
@@ -99,10 +105,17 @@ def make_session(config):
     if certify.SESSION_KEY in config.stash:
         return config.stash[certify.SESSION_KEY]
     reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capman = config.pluginmanager.get_plugin("capturemanager")
 
     def progress(message: str) -> None:
-        if reporter is not None:
+        if reporter is None:
+            return
+        with capman.global_and_fixture_disabled() if capman else contextlib.nullcontext():
             reporter.write_line(f"numacert: {message}")
+
+    def uncaptured():
+        """Long preparation (a lab that builds and boots) prints as it goes."""
+        return capman.global_and_fixture_disabled() if capman else contextlib.nullcontext()
 
     options = CertOptions(
         target=_target_options(config),
@@ -110,7 +123,7 @@ def make_session(config):
         assume_path=config.getoption("--assume"),
         restart_kubelet=not config.getoption("--no-kubelet-restart"),
     )
-    session = CertSession(options, progress)
+    session = CertSession(options, progress, uncaptured)
     config.stash[certify.SESSION_KEY] = session
     return session
 
@@ -129,6 +142,22 @@ def _node_names(config) -> list[str]:
 
 
 _NAMES = pytest.StashKey[list]()
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    kind = config.getoption("--numacert-kind", None)
+    if not kind:
+        return
+    from numacert.reports.catalogue import load_catalogue
+
+    kinds = {spec.id: spec.kind for spec in load_catalogue()}
+    keep, drop = [], []
+    for item in items:
+        marker = item.get_closest_marker("check")
+        (drop if marker and kinds.get(marker.args[0]) != kind else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 def pytest_generate_tests(metafunc) -> None:

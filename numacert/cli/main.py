@@ -26,11 +26,13 @@ def cli() -> None:
 
 def _register() -> None:
     # Imported here so that each command module stays independent of the others.
-    from numacert.cli import lab_cmd, predict_cmd, topology_cmd
+    from numacert.cli import lab_cmd, predict_cmd, run_cmd, topology_cmd
 
     cli.add_command(predict_cmd.predict)
     cli.add_command(topology_cmd.topology)
     cli.add_command(lab_cmd.lab)
+    cli.add_command(run_cmd.run)
+    cli.add_command(__import__("numacert.cli.catalogue_cmd", fromlist=["_"]).catalogue)
 
 
 _register()

@@ -1,0 +1,155 @@
+"""`numacert run`: certify nodes as they are configured, and write the reports.
+
+Everything the user named is checked before anything is created (exit 2 on bad input); then
+the suites run as pytest (`pytest --pyargs numacert.suites` with numacert's options), and the
+reports are written from what they recorded: JUnit (default and strict), results.json,
+verdict.json, report.md, report.html. The exit status is the verdict's: 0 certified, 1 not
+certified, 3 incomplete (infrastructure errors, an interrupted run).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import click
+
+from numacert.errors import InputError
+
+KINDS = ("all", "behaviour", "configuration")
+PYTEST_INI = """\
+[pytest]
+junit_family = xunit2
+junit_logging = system-out
+junit_suite_name = numacert
+"""
+
+
+def _check_fragment(path: str | None, where: str) -> None:
+    """A --require/--assume file must be a readable KubeletConfiguration fragment."""
+    if path is None:
+        return
+    from numacert.kubelet.parse import from_dict, load_document
+
+    from_dict(load_document(path), where)
+
+
+def _check_target(kubeconfig, context, nodes) -> None:
+    """Unknown nodes, an unreadable kubeconfig or an unreachable API server: InputError, and
+    nothing created."""
+    from numacert.target import TargetOptions, cluster_api, lab_node_names, select_nodes
+
+    options = TargetOptions(kubeconfig=kubeconfig, context=context, nodes=nodes)
+    if options.wants_lab:
+        lab_node_names(options)
+    else:
+        select_nodes(cluster_api(kubeconfig, context), nodes)
+
+
+def _default_output_dir() -> Path:
+    return Path("reports") / datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+def pytest_args(out: Path, options: dict) -> list[str]:
+    """The pytest command line of a run (the same suites run as plain pytest too)."""
+    args = [
+        "--pyargs",
+        "numacert.suites",
+        "-c",
+        str(out / "pytest.ini"),
+        "--rootdir",
+        str(out),
+        "-p",
+        "no:cacheprovider",
+        "-v",
+        "--tb=line",
+        "-W",
+        "ignore::pytest.PytestWarning",
+        "--junitxml",
+        str(out / "pytest-junit.xml"),
+        "--numacert-results",
+        str(out / "results.json"),
+    ]
+    for flag in ("kubeconfig", "context", "nodes", "image", "node_access", "require", "assume"):
+        if options.get(flag):
+            args += [f"--{flag.replace('_', '-')}", str(options[flag])]
+    if options.get("keep_lab"):
+        args.append("--keep-lab")
+    if options.get("no_kubelet_restart"):
+        args.append("--no-kubelet-restart")
+    if options.get("checks", "all") != "all":
+        args += ["--numacert-kind", options["checks"]]
+    return args
+
+
+@click.command()
+@click.option("--kubeconfig", type=click.Path(dir_okay=False), help="cluster under test")
+@click.option("--context", help="kubeconfig context")
+@click.option("--nodes", help="nodes to certify: names a,b or a label selector key=value")
+@click.option(
+    "--require",
+    "require",
+    type=click.Path(dir_okay=False),
+    help="KubeletConfiguration fragment the nodes must run (image qualification)",
+)
+@click.option(
+    "--assume",
+    "assume",
+    type=click.Path(dir_okay=False),
+    help="diagnostic: behaviour checks hold the node to this policy instead of its own",
+)
+@click.option(
+    "--checks",
+    type=click.Choice(KINDS),
+    default="all",
+    show_default=True,
+    help="which kinds of checks run (a kind left out leaves the verdict INCOMPLETE)",
+)
+@click.option("--output-dir", type=click.Path(file_okay=False), help="default: reports/<time>")
+@click.option("--image", help="probe image (default: the lab's busybox, or busybox:1.37)")
+@click.option("--node-access", help="testinfra host spec with {node}, e.g. ssh://root@{node}")
+@click.option("--keep-lab", is_flag=True, help="leave a lab this run starts running")
+@click.option("--no-kubelet-restart", is_flag=True, help="skip the kubelet restart (NODE-RESTART)")
+@click.option("--junit-context", default="numacert", show_default=True, help="junit_<context>.xml")
+def run(**options) -> None:
+    """Certify nodes as they are configured: every check that applies, JUnit and a verdict.
+
+    With no --kubeconfig/--context, certifies the local lab node (brought up if needed).
+    Never changes a node's configuration.
+    """
+    import pytest
+
+    from numacert.reports.verdict import exit_code
+    from numacert.reports.write import summary_table, write_reports
+
+    _check_fragment(options["require"], "--require")
+    _check_fragment(options["assume"], "--assume")
+    _check_target(options["kubeconfig"], options["context"], options["nodes"])
+    out = Path(options["output_dir"]) if options["output_dir"] else _default_output_dir()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "pytest.ini").write_text(PYTEST_INI)
+    except OSError as exc:
+        raise InputError(f"cannot write reports there: {exc}", "--output-dir") from None
+    status = pytest.main(pytest_args(out, options))
+    if status == pytest.ExitCode.USAGE_ERROR:
+        raise InputError("the suites refused the options (see above)")
+    results = out / "results.json"
+    if not results.is_file():
+        raise click.exceptions.Exit(3)
+    paths = write_reports(results, out, out / "pytest-junit.xml", options["junit_context"])
+    click.echo("")
+    click.echo(summary_table(paths.verdicts))
+    click.echo("")
+    for label, path in (
+        ("report", paths.html),
+        ("markdown", paths.markdown),
+        ("verdict", paths.verdict_json),
+        ("junit", paths.junit),
+        ("junit (strict)", paths.junit_strict),
+    ):
+        if path is not None:
+            click.echo(f"{label:>15}: {path}")
+    if status == pytest.ExitCode.INTERRUPTED:
+        click.echo("numacert: interrupted; the report is partial (INCOMPLETE)", err=True)
+    raise click.exceptions.Exit(exit_code(paths.verdicts))
