@@ -261,7 +261,7 @@ def _phase_a(p: _Planner) -> Phase:
     add(PodPlan("frac", pod("frac", [container("c", guaranteed(500))]), "fractional Guaranteed"))
     burst = container("c", requests={"cpu": "100m", "memory": "32Mi"})
     add(PodPlan("burst", pod("burst", [burst]), "Burstable"))
-    per_numa = min(len(cpus) for cpus in p.topology.cpus_by_numa.values())
+    per_numa = min(len(p.topology.cpus_by_numa[n]) for n in p.topology.cpu_numa_ids)
     k = max(p.unit, (per_numa // 2) // p.unit * p.unit)
     while k > p.unit and 2 * k > p.free_cpus():
         k -= p.unit
