@@ -6,9 +6,9 @@ numacert package. What the plugin itself does:
   * registers the fixtures and the `check` marker; parametrizes `node_name` over the nodes
     under test (resolved without starting anything: unknown nodes are a usage error);
   * shows progress (discovery, each probe pod) on the terminal as it happens;
-  * writes results.json (one record per check and node, node facts) when asked, and rewrites
-    the JUnit file into numacert's naming (classname node.policy, name check id) plus a strict
-    flavour, through numacert.reports.
+  * writes results.json (one record per check and node, node facts) when asked; `numacert run`
+    turns it and pytest's JUnit into the reports (numacert.reports), JUnit renamed to
+    classname node.policy and name check id, plus a strict flavour.
 """
 
 from __future__ import annotations
@@ -69,9 +69,31 @@ def pytest_addoption(parser) -> None:
         choices=["behaviour", "configuration"],
         help="run only the checks of this kind (the others are deselected)",
     )
+    group.addoption(
+        "--numacert-check",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="run only this catalogue check (repeatable; the others are deselected)",
+    )
+
+
+def _check_fragments(config) -> None:
+    """A --require/--assume file that cannot be read is a usage error, before any test."""
+    from numacert.errors import InputError
+    from numacert.kubelet.parse import from_dict, load_document
+
+    for flag in ("--require", "--assume"):
+        path = config.getoption(flag, None)
+        if path:
+            try:
+                from_dict(load_document(path), flag)
+            except InputError as exc:
+                raise pytest.UsageError(f"numacert: {flag}: {exc}") from None
 
 
 def pytest_configure(config) -> None:
+    _check_fragments(config)
     config.addinivalue_line(
         "markers", "check(id): the catalogue check this test implements (suites/catalogue.yaml)"
     )
@@ -124,6 +146,7 @@ def make_session(config):
         restart_kubelet=not config.getoption("--no-kubelet-restart"),
     )
     session = CertSession(options, progress, uncaptured)
+    session.selected_checks = config.stash.get(SELECTED_CHECKS, None)
     config.stash[certify.SESSION_KEY] = session
     return session
 
@@ -142,22 +165,38 @@ def _node_names(config) -> list[str]:
 
 
 _NAMES = pytest.StashKey[list]()
+SELECTED_CHECKS = pytest.StashKey[set]()
 
 
 def pytest_collection_modifyitems(config, items) -> None:
+    """--numacert-kind / --numacert-check: keep only those checks (node discovery stays)."""
     kind = config.getoption("--numacert-kind", None)
-    if not kind:
+    only = set(config.getoption("--numacert-check", None) or [])
+    if not kind and not only:
         return
     from numacert.reports.catalogue import load_catalogue
 
     kinds = {spec.id: spec.kind for spec in load_catalogue()}
-    keep, drop = [], []
-    for item in items:
+    unknown = only - set(kinds)
+    if unknown:
+        raise pytest.UsageError(f"numacert: --check: no such check: {', '.join(sorted(unknown))}")
+
+    def wanted(item) -> bool:
         marker = item.get_closest_marker("check")
-        (drop if marker and kinds.get(marker.args[0]) != kind else keep).append(item)
+        if marker is None:
+            return True
+        check = marker.args[0]
+        return (not kind or kinds.get(check) == kind) and (not only or check in only)
+
+    keep = [item for item in items if wanted(item)]
+    drop = [item for item in items if not wanted(item)]
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+    # The session runs only the plan phases the remaining checks read.
+    config.stash[SELECTED_CHECKS] = {
+        m.args[0] for item in keep if (m := item.get_closest_marker("check")) is not None
+    }
 
 
 def pytest_generate_tests(metafunc) -> None:
@@ -254,6 +293,7 @@ class ResultsRecorder:
             "assume": cert.assume if cert is not None else None,
             "nodes": self.nodes,
             "checks": self.records,
+            "timings": cert.timings if cert is not None else {},
         }
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(json.dumps(results, indent=2, default=str) + "\n")

@@ -32,6 +32,22 @@ class CheckSpec:
     applies: dict[str, Any] = field(default_factory=dict)
     needs: dict[str, Any] = field(default_factory=dict)
     failure_modes: tuple[str, ...] = ()
+    # The plan's pods the check reads ("all" = every pod; empty = none), and how, for docs.
+    reads: tuple[str, ...] = ()
+    reads_how: str = ""
+
+    def reads_pod(self, pod: str) -> bool:
+        """Whether the check reads plan pod `pod` (`big-<n>` stands for big-0, big-1, ...)."""
+        for name in self.reads:
+            if name == "all" or name == pod:
+                return True
+            if (
+                name.endswith("<n>")
+                and pod.startswith(name[:-3])
+                and pod[len(name) - 3 :].isdigit()
+            ):
+                return True
+        return False
 
 
 def load_catalogue() -> list[CheckSpec]:
@@ -73,6 +89,8 @@ def _spec(entry: Any, where: str) -> CheckSpec:
         applies=dict(entry.get("applies") or {}),
         needs=dict(entry.get("needs") or {}),
         failure_modes=tuple(entry.get("failure_modes") or ()),
+        reads=tuple(entry.get("reads") or ()),
+        reads_how=" ".join(str(entry.get("reads_how") or "").split()),
     )
 
 

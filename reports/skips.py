@@ -6,7 +6,8 @@ classes matter for the verdict:
 - not required: the node's policy is outside the check's scope (`not-applicable`), or no
   --require file was given (`needs-require`);
 - hardware: the node cannot exercise the check (`needs-numa-nodes`, `needs-smt`,
-  `needs-hugepages`, `needs-free-cpus`): not required either, but reported as "not exercised";
+  `needs-hugepages`, `needs-free-cpus`, `needs-memory`, `not-exercised`): not required either,
+  but reported as "not exercised";
 - blocking: anything else, `needs-node-access` and unknown kinds included. The check was
   required and did not run, so the node cannot be certified.
 """
@@ -23,7 +24,18 @@ class SkipClass(StrEnum):
 
 
 NOT_REQUIRED_KINDS = frozenset({"not-applicable", "needs-require"})
-HARDWARE_KINDS = frozenset({"needs-numa-nodes", "needs-smt", "needs-hugepages", "needs-free-cpus"})
+HARDWARE_KINDS = frozenset(
+    {
+        "needs-numa-nodes",
+        "needs-smt",
+        "needs-hugepages",
+        "needs-free-cpus",
+        "needs-memory",
+        # the plan had no pod this check could read on this node and policy (for instance no
+        # aligned resource at all under CPU Manager none + Memory Manager None)
+        "not-exercised",
+    }
+)
 
 
 def skip_kind(reason: str | None) -> str:
@@ -59,7 +71,9 @@ _PHRASES = {
     "needs-smt": "needs SMT: {detail}",
     "needs-hugepages": "needs {detail} hugepages",
     "needs-free-cpus": "needs {detail} free CPUs",
+    "needs-memory": "needs more free memory on NUMA node {detail}",
     "needs-node-access": "needs node access: {detail}",
+    "not-exercised": "not exercised: {detail}",
 }
 _BARE = {
     "not-applicable": "not applicable to this policy",
@@ -68,5 +82,7 @@ _BARE = {
     "needs-smt": "needs SMT",
     "needs-hugepages": "needs hugepages",
     "needs-free-cpus": "needs more free CPUs",
+    "needs-memory": "needs more free memory",
     "needs-node-access": "needs node access",
+    "not-exercised": "not exercised by the plan on this node",
 }

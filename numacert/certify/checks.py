@@ -132,12 +132,17 @@ def cpu_exclusive(run: NodeRun, prediction: Prediction, topology: Topology) -> O
                 )
         # Init containers hand their CPUs on: only concurrently running sets must be disjoint.
         out.problems += [f"phase {phase.name}: {p}" for p in overlapping(sets)]
+        # Every pod the oracle gives exclusive CPUs is compared, admitted or not: a kubelet
+        # that wrongly rejects them all must fail here, not leave the check unexercised.
         for name in names:
-            if sets or not prediction.pods[name].admitted:
+            step = prediction.pods[name]
+            if any(c.exclusive for c in step.containers.values()) or any(
+                k.startswith(f"{name}/") for k in sets
+            ):
                 out.add_pod(name, prediction, run, topology)
-                out.problems += mismatches(topology, prediction.pods[name], run.pods[name])
-    if not any("/" in k for k in out.observed) and not out.observed:
-        out.not_exercised = "no pod with exclusive CPUs ran"
+                out.problems += mismatches(topology, step, run.pods[name])
+    if not out.observed:
+        out.not_exercised = "no pod of the plan gets exclusive CPUs here"
     return out
 
 
@@ -457,8 +462,15 @@ def node_release(run: NodeRun, prediction: Prediction, topology: Topology) -> Ou
     if "shared-final" not in run.pods or "shared-0" not in run.pods:
         out.not_exercised = "no release probe ran"
         return out
-    before = run.pods["shared-0"].view("c").cpus
-    after = run.pods["shared-final"].view("c").cpus
+    first, last = run.pods["shared-0"], run.pods["shared-final"]
+    if not first.admitted or not last.admitted:
+        out.problems.append(
+            f"a BestEffort probe was rejected: shared-0 {first.phase} ({first.reason}), "
+            f"shared-final {last.phase} ({last.reason})"
+        )
+        return out
+    before = first.view("c").cpus
+    after = last.view("c").cpus
     out.predicted = {"shared pool": str(before)}
     out.observed = {"shared pool": str(after)}
     if before != after:
@@ -506,7 +518,9 @@ def node_metrics(run: NodeRun, prediction: Prediction) -> Outcome:
     out = Outcome()
     rejected = sorted(n for n, o in run.pods.items() if o.reason in RESOURCE_MANAGER_REJECTIONS)
     predicted = sorted(
-        n for n, s in prediction.pods.items() if s.reason in RESOURCE_MANAGER_REJECTIONS
+        n
+        for n, s in prediction.pods.items()
+        if n in run.pods and s.reason in RESOURCE_MANAGER_REJECTIONS
     )
     delta = run.metric_delta(TM_ERRORS)
     out.predicted = {TM_ERRORS: len(predicted), "pods": predicted}

@@ -24,6 +24,7 @@ from numacert.probes.kube import (
     pod_events,
     pod_log,
     request_delete,
+    wait_admitted,
     wait_pod,
 )
 from numacert.probes.metrics import admission_counters
@@ -118,29 +119,57 @@ class Runner:
         self.progress = progress or (lambda _msg: None)
         self.pod_timeout = pod_timeout
 
-    def run(self, plan: Plan) -> NodeRun:
+    def run(self, plan: Plan, barriers: set[str] | None = None) -> NodeRun:
+        """Run `plan`. Pods in `barriers` change the shared pool (they take exclusive CPUs):
+        every pod before one is fully observed before it is created, so no shared container
+        starts while the pool is still changing. Other pods are created as soon as the one
+        before them is admitted, and observed together: the kubelet admits in creation order,
+        and their container starts overlap."""
+        barriers = set() if barriers is None else barriers
         run = NodeRun(self.node, plan)
         access = self.target.access(self.node)
         run.metrics_before = self._metrics(run)
         for phase in plan.phases:
             start = time.monotonic()
+            pending: list[tuple[PodPlan, str, float]] = []
             for pod_plan in phase.adds:
+                if pod_plan.name in barriers:
+                    self._observe_all(pending, run)
                 self.progress(f"{self.node}: pod {pod_plan.name} ({pod_plan.purpose})")
-                run.pods[pod_plan.name] = self._observe(pod_plan, run)
+                pending.append(self._create(pod_plan))
+            self._observe_all(pending, run)
+            run.timings[f"phase {phase.name} pods"] = time.monotonic() - start
             if phase.checkpoint:
+                start = time.monotonic()
                 self._checkpoint(phase.adds, run, access)
+                run.timings["checkpoint"] = time.monotonic() - start
+            start = time.monotonic()
             self._delete(phase.deletes)
-            run.timings[f"phase {phase.name}"] = time.monotonic() - start
+            run.timings[f"phase {phase.name} deletes"] = time.monotonic() - start
         run.metrics_after = self._metrics(run)
         if access is not None:
             run.state_files_end = access.state_files()
         return run
 
     # ---- one pod ------------------------------------------------------------------------
-    def _observe(self, pod_plan: PodPlan, run: NodeRun) -> PodObservation:
-        manifest = dict(pod_plan.manifest, spec=dict(pod_plan.manifest["spec"], nodeName=self.node))
+    def _create(self, pod_plan: PodPlan) -> tuple[PodPlan, str, float]:
+        """Create the pod on the node with the run's image; return once the kubelet has
+        admitted or rejected it."""
+        spec = dict(pod_plan.manifest["spec"], nodeName=self.node)
+        for key in ("containers", "initContainers"):
+            if key in spec:
+                spec[key] = [dict(c, image=self.target.image) for c in spec[key]]
         start = time.monotonic()
-        uid = create_pod(self.core, self.namespace, manifest).metadata.uid
+        created = create_pod(self.core, self.namespace, dict(pod_plan.manifest, spec=spec))
+        wait_admitted(self.core, self.namespace, pod_plan.name, self.pod_timeout)
+        return pod_plan, created.metadata.uid, start
+
+    def _observe_all(self, pending: list[tuple[PodPlan, str, float]], run: NodeRun) -> None:
+        for pod_plan, uid, start in pending:
+            run.pods[pod_plan.name] = self._observe(pod_plan, uid, start, run)
+        pending.clear()
+
+    def _observe(self, pod_plan: PodPlan, uid: str, start: float, run: NodeRun) -> PodObservation:
         pod = wait_pod(self.core, self.namespace, pod_plan.name, self.pod_timeout)
         run.pod_start_seconds[pod_plan.name] = time.monotonic() - start
         phase = pod.status.phase
@@ -173,19 +202,23 @@ class Runner:
     def _checkpoint(self, adds: tuple[PodPlan, ...], run: NodeRun, access) -> None:
         running = [p for p in adds if run.pods[p.name].admitted]
         self.progress(f"{self.node}: re-reading every container after the reconcile period")
+        start = time.monotonic()
         time.sleep(self.reconcile_seconds)
         self._read_later(running, run, "later")
+        run.timings["checkpoint reconcile re-read"] = time.monotonic() - start
         if access is not None:
             run.state_files = access.state_files()
             if self.restart:
                 self.progress(f"{self.node}: kubelet restart with pinned pods running")
                 stopped = self._metrics(run)
+                start = time.monotonic()
                 try:
                     self._restart_kubelet(access)
                 except InfrastructureError as exc:
                     run.restart_error = str(exc)
                     raise
                 run.restarted = True
+                run.timings["checkpoint kubelet restart"] = time.monotonic() - start
                 started = self._metrics(run)
                 if stopped is not None and started is not None:
                     run.metrics_at_restart = (stopped, started)
@@ -197,36 +230,49 @@ class Runner:
                     ).status.phase
 
     def _read_later(self, running: list[PodPlan], run: NodeRun, attr: str) -> None:
-        """Each running container's newest report, at least two reports after now (so it
-        was taken wholly after this moment)."""
-        for p in running:
-            for name in _running_containers(p):
-                before = len(parse_log(pod_log(self.core, self.namespace, p.name, name)).reports)
+        """Each running container's newest report taken wholly after now: the count of its
+        reports is noted for every container first, then each must show two more."""
+        counts = {
+            (p.name, name): len(self._log(p.name, name).reports)
+            for p in running
+            for name in _running_containers(p)
+        }
+        for (pod, name), before in counts.items():
 
-                def newer(p=p, name=name, before=before):
-                    log = parse_log(pod_log(self.core, self.namespace, p.name, name))
-                    return log.last if len(log.reports) >= before + 2 else None
+            def newer(pod=pod, name=name, before=before):
+                log = self._log(pod, name)
+                return log.last if len(log.reports) >= before + 2 else None
 
-                view = wait_until(
-                    newer,
-                    REPORT_INTERVAL * 10 + 60,
-                    f"a new report from {p.name}/{name}",
-                    poll=REPORT_INTERVAL,
-                )
-                getattr(run.pods[p.name], attr)[name] = view
+            view = wait_until(
+                newer,
+                REPORT_INTERVAL * 10 + 60,
+                f"a new report from {pod}/{name}",
+                poll=REPORT_INTERVAL / 2,
+            )
+            getattr(run.pods[pod], attr)[name] = view
+
+    def _log(self, pod: str, container: str) -> ProbeLog:
+        return parse_log(pod_log(self.core, self.namespace, pod, container))
 
     def _restart_kubelet(self, access) -> None:
-        since = time.time()
+        """Restart the kubelet and wait for the node to be Ready with a heartbeat newer than
+        the last one before the restart (the node's clock, not ours)."""
+        last = self._ready_heartbeat()
         access.restart_kubelet()
 
         def ready():
-            node = self.core.read_node(self.node)
-            for cond in node.status.conditions or []:
-                if cond.type == "Ready":
-                    return cond.status == "True" and cond.last_heartbeat_time.timestamp() >= since
-            return False
+            heartbeat = self._ready_heartbeat()
+            return heartbeat is not None and (last is None or heartbeat > last)
 
         wait_until(ready, 300, f"node {self.node} Ready after the kubelet restart", poll=2.0)
+
+    def _ready_heartbeat(self):
+        """The Ready condition's last heartbeat while Ready is True, else None."""
+        node = self.core.read_node(self.node)
+        for cond in node.status.conditions or []:
+            if cond.type == "Ready" and cond.status == "True":
+                return cond.last_heartbeat_time
+        return None
 
     # ---- deletion, metrics ----------------------------------------------------------------
     def _delete(self, names: tuple[str, ...]) -> None:

@@ -8,8 +8,9 @@ oracle's NodeModel as it goes, so each size fits what a correct kubelet has left
 
 Phases (a later phase starts after the earlier one's pods that are no longer needed are gone):
   A  shared-0 (BestEffort, baseline pool), excl (integer Guaranteed, hugepages, touched memory),
-     frac (fractional Guaranteed), burst (Burstable), pair (two integer containers), shared-1
-     (BestEffort after the exclusive allocations); then the checkpoint: reconcile re-read,
+     pair (two integer containers), frac (fractional Guaranteed), burst (Burstable), shared-1
+     (BestEffort); the shared pods come after every exclusive one, so none of them starts while
+     the pool is still shrinking; then the checkpoint: reconcile re-read,
      state files, kubelet restart; then every pod of the phase goes.
   B  init (a regular init container, a sidecar and an app container).
   C  toobig (more CPUs than the largest NUMA node has), smt-odd (an odd request under
@@ -32,10 +33,12 @@ from numacert.scenario import AddStep, DeleteStep
 from numacert.topology.model import Topology
 
 MiB = 1 << 20
+# Placeholder: the runner sets the run's probe image (--image) at creation, with nodeName.
 TEST_IMAGE = "numacert.local/busybox:1"
 MANAGED_BY = "numacert"
 SMALL_MEMORY = "64Mi"
 HUGEPAGES_PROBE = 4 * MiB  # two 2Mi pages
+SHARED_REQUESTS_MILLIS = 600  # frac (500m) + burst (100m)
 # The upstream memory manager e2e: each node filled but 256Mi, then 384Mi fits no set.
 MEMORY_LEFT = 256 * MiB
 MEMORY_NOFIT = 384 * MiB
@@ -67,6 +70,13 @@ class Plan:
     # what the plan was sized for: the node's allocatable and kubelet minor
     allocatable: dict[str, int] = field(default_factory=dict)
     k8s_minor: int | None = None
+
+    def only(self, wanted) -> Plan:
+        """The plan with only the phases holding a pod `wanted(name)` is true for. Every
+        phase ends with its pods deleted, so a later phase's outcome does not depend on an
+        earlier one having run."""
+        phases = [ph for ph in self.phases if any(wanted(p.name) for p in ph.adds)]
+        return Plan(phases, self.left_out, self.rejected, self.allocatable, self.k8s_minor)
 
     def pods(self) -> dict[str, PodPlan]:
         return {p.name: p for phase in self.phases for p in phase.adds}
@@ -101,6 +111,14 @@ def container(
         "command": probe_command(
             keep_running=keep_running, hugepages_bytes=hugepages_bytes, touch=touch
         ),
+        # What Pod Security "restricted" asks: probes read and write nothing that needs more.
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "runAsNonRoot": True,
+            "runAsUser": 65534,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
     }
     resources = {}
     if limits:
@@ -186,12 +204,18 @@ class _Planner:
         full-pcpus-only)."""
         return self.threads_per_core if self.config.cpu_option("full-pcpus-only") else 1
 
-    def free_cpus(self) -> int:
-        """Whole CPUs a new exclusive request can get: the static pool and the node budget."""
-        budget = (self.cpu_budget - sum(c for c, _ in self.requests.values())) // 1000
+    def free_cpus(self, keep_millis: int = 0) -> int:
+        """Whole CPUs a new exclusive request can get: the static pool and the node budget,
+        less `keep_millis` the pods still to come in the phase need."""
+        used = sum(c for c, _ in self.requests.values())
+        budget = (self.cpu_budget - used - keep_millis) // 1000
         if self.static:
             return min(len(self.model.cpu.available_cpus()), budget)
         return budget
+
+    def budget_millis(self) -> int:
+        """What is left of the node's allocatable CPU, in milli-CPU."""
+        return self.cpu_budget - sum(c for c, _ in self.requests.values())
 
     def free_memory(self) -> int:
         return self.memory_budget - sum(m for _, m in self.requests.values())
@@ -258,18 +282,27 @@ def _phase_a(p: _Planner) -> Phase:
         "c", guaranteed(unit_m, hugepages=hugepages), hugepages_bytes=hugepages, touch=True
     )
     add(PodPlan("excl", pod("excl", [excl]), "exclusive CPUs, alignment, memory pinning"))
-    add(PodPlan("frac", pod("frac", [container("c", guaranteed(500))]), "fractional Guaranteed"))
-    burst = container("c", requests={"cpu": "100m", "memory": "32Mi"})
-    add(PodPlan("burst", pod("burst", [burst]), "Burstable"))
     per_numa = min(len(p.topology.cpus_by_numa[n]) for n in p.topology.cpu_numa_ids)
     k = max(p.unit, (per_numa // 2) // p.unit * p.unit)
-    while k > p.unit and 2 * k > p.free_cpus():
+    # frac and burst come after pair and need their 600m of the node's CPU budget.
+    keep = SHARED_REQUESTS_MILLIS
+    while k > p.unit and 2 * k > p.free_cpus(keep):
         k -= p.unit
-    if 2 * k <= p.free_cpus():
+    if 2 * k <= p.free_cpus(keep):
         two = [container(n, guaranteed(k * 1000)) for n in ("a", "b")]
         add(PodPlan("pair", pod("pair", two), "two exclusive containers, pod vs container scope"))
     else:
         p.left_out["pair"] = f"needs-free-cpus:{2 * p.unit}"
+    if p.budget_millis() >= 500:
+        frac = container("c", guaranteed(500))
+        add(PodPlan("frac", pod("frac", [frac]), "fractional Guaranteed"))
+    else:
+        p.left_out["frac"] = "needs-free-cpus:1"
+    if p.budget_millis() >= 100:
+        burst = container("c", requests={"cpu": "100m", "memory": "32Mi"})
+        add(PodPlan("burst", pod("burst", [burst]), "Burstable"))
+    else:
+        p.left_out["burst"] = "needs-free-cpus:1"
     add(PodPlan("shared-1", pod("shared-1", [container("c")]), "shared pool after exclusives"))
     deletes = tuple(a.name for a in adds)
     for name in deletes:

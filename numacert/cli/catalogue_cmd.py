@@ -53,8 +53,6 @@ PLAN: tuple[PlanPod, ...] = (
         "hugepages and touches 16Mi of memory",
         "exclusive CPUs, alignment, memory pinning, where hugepages and touched memory land",
     ),
-    PlanPod("frac", "A", "Guaranteed, 500m CPU, 64Mi", "a fractional Guaranteed container"),
-    PlanPod("burst", "A", "Burstable, requests 100m CPU and 32Mi", "a Burstable container"),
     PlanPod(
         "pair",
         "A",
@@ -62,6 +60,8 @@ PLAN: tuple[PlanPod, ...] = (
         "whole cores), 64Mi each",
         "two exclusive containers in one pod: pod against container scope",
     ),
+    PlanPod("frac", "A", "Guaranteed, 500m CPU, 64Mi", "a fractional Guaranteed container"),
+    PlanPod("burst", "A", "Burstable, requests 100m CPU and 32Mi", "a Burstable container"),
     PlanPod("shared-1", "A", "BestEffort", "the shared pool while the exclusive CPUs are taken"),
     PlanPod(
         "init",
@@ -93,61 +93,6 @@ PLAN: tuple[PlanPod, ...] = (
     PlanPod("nomem", "D", "Guaranteed, 100m CPU, 384Mi", "memory that fits no NUMA node set"),
     PlanPod("shared-final", "E", "BestEffort", "the shared pool after every pod is gone (release)"),
 )
-
-PHASE_A_PODS = ("shared-0", "excl", "frac", "burst", "pair", "shared-1")
-EXCLUSIVE_PODS = ("excl", "pair", "init", "toobig")
-# toobig is rejected under single-numa-node, the only policy TM-ALIGN applies to.
-ALIGNED_PODS = ("excl", "pair", "init", "big-<n>")
-
-
-@dataclass(frozen=True)
-class Reads:
-    pods: tuple[str, ...]  # names of PLAN rows; empty when the check reads no pod
-    how: str
-
-
-# What each check reads (numacert/certify/checks.py).
-READS: dict[str, Reads] = {
-    "CPU-SHARED": Reads(
-        ("shared-0", "frac", "burst", "shared-1", "shared-final"),
-        "each against the exclusive CPUs of the pods started before it in its phase",
-    ),
-    "CPU-EXCLUSIVE": Reads(
-        EXCLUSIVE_PODS, "every container holding exclusive CPUs, phase by phase"
-    ),
-    "CPU-SMT": Reads(
-        ("smt-odd", *EXCLUSIVE_PODS), "smt-odd must be rejected, every exclusive set whole cores"
-    ),
-    "CPU-INIT": Reads(("init",), ""),
-    "CPU-RECONCILE": Reads(PHASE_A_PODS, "re-read after cpuManagerReconcilePeriod"),
-    "TM-ALIGN": Reads(ALIGNED_PODS, "every admitted pod with aligned resources"),
-    "TM-REJECT": Reads(("toobig",), "its phase, reason, message and Warning event"),
-    "TM-BESTEFFORT": Reads(("toobig",), ""),
-    "TM-CLOSEST": Reads(("toobig",), "the NUMA nodes it spans and their distances"),
-    "TM-MAXNUMA": Reads(
-        ALIGNED_PODS,
-        "the kubelet's /configz (max-allowable-numa-nodes), then TM-ALIGN's pods",
-    ),
-    "MEM-PIN": Reads((), "every admitted pod of the plan (Mems_allowed_list)"),
-    "MEM-REJECT": Reads(("big-<n>", "nomem"), ""),
-    "HP-NUMA": Reads(("excl",), "per-NUMA free 2Mi pages before and after it faults its pages"),
-    "MEM-LOCAL": Reads(("excl",), "its cgroup's memory.numa_stat after touching memory"),
-    "NODE-RELEASE": Reads(
-        ("shared-0", "shared-final"),
-        "the shared pool before and after; with node access, the state files at the end",
-    ),
-    "NODE-RESTART": Reads(PHASE_A_PODS, "before and after the kubelet restart"),
-    "NODE-METRICS": Reads(
-        ("toobig", "smt-odd", "nomem"),
-        "the rejected pods, against the kubelet's /metrics before and after the run",
-    ),
-    "CFG-POLICY": Reads((), "no pod: the kubelet's /configz against the --require file"),
-    "CFG-APPLIED": Reads(
-        (), "the pods of the plan whose predicted outcome differs from the kubelet defaults"
-    ),
-    "CFG-RESERVED": Reads((), "no pod: /configz and the Node's capacity and allocatable"),
-    "CFG-STATE": Reads(PHASE_A_PODS, "against the kubelet's state files at the checkpoint"),
-}
 
 # Skips a check can produce while the plan runs, beyond its preconditions: a pod the plan left
 # out (plan.py `left_out`), a check with nothing to read (checks.py `not_exercised`, which the
@@ -254,15 +199,12 @@ def skip_rows(spec: CheckSpec) -> list[dict]:
     return rows
 
 
-def reads_text(check_id: str, code: bool = False) -> str:
-    """The pods a check reads and how; pod names as code spans with `code`."""
-    reads = READS.get(check_id)
-    if reads is None:
-        return "?"
-    pods = ", ".join(f"`{p}`" if code else p for p in reads.pods)
-    if pods and reads.how:
-        return f"{pods}: {reads.how}"
-    return pods or reads.how
+def reads_text(spec: CheckSpec, code: bool = False) -> str:
+    """The pods a check reads (catalogue `reads`) and how; names as code spans with `code`."""
+    pods = ", ".join(f"`{p}`" if code else p for p in spec.reads if p != "all")
+    if pods and spec.reads_how:
+        return f"{pods}: {spec.reads_how}"
+    return pods or spec.reads_how
 
 
 # ---- renderers -------------------------------------------------------------------------------
@@ -302,7 +244,7 @@ def render_markdown(specs: list[CheckSpec]) -> str:
             f"- kind: {spec.kind}; area: {spec.area}",
             f"- applies when: {applies_text(spec)}",
             f"- needs: {needs_text(spec)}",
-            f"- reads: {reads_text(spec.id, code=True)}",
+            f"- reads: {reads_text(spec, code=True)}",
             "- failure modes: " + (", ".join(spec.failure_modes) or "none listed"),
         ]
         rows = skip_rows(spec)
@@ -330,7 +272,7 @@ def render_yaml(specs: list[CheckSpec]) -> str:
                 "applies": s.applies,
                 "needs": s.needs,
                 "failure_modes": list(s.failure_modes),
-                "reads": list(READS[s.id].pods) if s.id in READS else None,
+                "reads": list(s.reads),
                 "skip_reasons": skip_rows(s),
             }
             for s in specs

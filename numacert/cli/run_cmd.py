@@ -34,6 +34,17 @@ def _check_fragment(path: str | None, where: str) -> None:
     from_dict(load_document(path), where)
 
 
+def _check_ids(ids) -> None:
+    from numacert.reports.catalogue import load_catalogue
+
+    known = {spec.id for spec in load_catalogue()}
+    unknown = sorted(set(ids) - known)
+    if unknown:
+        raise InputError(
+            f"no such check: {', '.join(unknown)} (see `numacert catalogue`)", "--check"
+        )
+
+
 def _check_target(kubeconfig, context, nodes) -> None:
     """Unknown nodes, an unreadable kubeconfig or an unreachable API server: InputError, and
     nothing created."""
@@ -79,6 +90,8 @@ def pytest_args(out: Path, options: dict) -> list[str]:
         args.append("--no-kubelet-restart")
     if options.get("checks", "all") != "all":
         args += ["--numacert-kind", options["checks"]]
+    for check in options.get("check") or ():
+        args += ["--numacert-check", check]
     return args
 
 
@@ -105,6 +118,13 @@ def pytest_args(out: Path, options: dict) -> list[str]:
     show_default=True,
     help="which kinds of checks run (a kind left out leaves the verdict INCOMPLETE)",
 )
+@click.option(
+    "--check",
+    "check",
+    multiple=True,
+    metavar="ID",
+    help="run only this catalogue check (repeatable); the verdict is then INCOMPLETE at best",
+)
 @click.option("--output-dir", type=click.Path(file_okay=False), help="default: reports/<time>")
 @click.option("--image", help="probe image (default: the lab's busybox, or busybox:1.37)")
 @click.option("--node-access", help="testinfra host spec with {node}, e.g. ssh://root@{node}")
@@ -122,6 +142,7 @@ def run(**options) -> None:
     from numacert.reports.verdict import exit_code
     from numacert.reports.write import summary_table, write_reports
 
+    _check_ids(options["check"])
     _check_fragment(options["require"], "--require")
     _check_fragment(options["assume"], "--assume")
     _check_target(options["kubeconfig"], options["context"], options["nodes"])

@@ -68,7 +68,11 @@ def probe_command(
         )
     script += f"report; echo {READY}; "
     if keep_running:
-        script += f"while sleep {REPORT_INTERVAL}; do report; done"
+        # As PID 1 the shell ignores SIGTERM unless it traps it; sleeping in the background
+        # and waiting lets the trap run at once, so a deleted probe ends without its grace
+        # period running out.
+        script = "trap 'exit 0' TERM; " + script
+        script += f"while :; do sleep {REPORT_INTERVAL} & wait $!; report; done"
     return ["sh", "-c", script]
 
 
