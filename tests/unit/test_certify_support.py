@@ -26,7 +26,7 @@ from numacert.lab.kubelet_config import lab_kubelet_config
 from numacert.lab.profile import list_lab_profiles, load_lab_profile
 from numacert.probes.metrics import TM_ERRORS, TM_REQUESTS
 from numacert.probes.report import TOUCH_BYTES, ProbeLog, View
-from numacert.quantity import to_bytes
+from numacert.quantity import to_bytes, to_millis
 from numacert.topology.model import Topology
 from numacert.topology.profiles import load_profile
 
@@ -34,7 +34,11 @@ MiB = 1 << 20
 PAGE_2M = 2 * MiB
 LAB_PROFILES = ("default", "single-numa", "four-numa", "nine-numa")
 TOPOLOGY_PROFILES = ("two-socket-smt", "xeon-gold-6230", "four-numa-unequal")
-RESOURCE_MANAGER_REASONS = ("TopologyAffinityError", "SMTAlignmentError", "UnexpectedAdmissionError")
+RESOURCE_MANAGER_REASONS = (
+    "TopologyAffinityError",
+    "SMTAlignmentError",
+    "UnexpectedAdmissionError",
+)
 
 # Policy variants, as --kubelet overrides on top of the profile's kubelet section.
 VARIANTS: dict[str, dict] = {
@@ -104,13 +108,23 @@ def make_config(topology: Topology, kubelet: dict, override: dict | None) -> Kub
 
 
 def realistic_allocatable(topology: Topology, config: KubeletConfig) -> dict[str, int]:
-    """What the Node object reports, by the kubelet's formula (nodestatus setters): cpu =
-    CPUs minus reservedSystemCPUs; memory = the NUMA nodes' memory minus kube/system reserved,
-    the hard-eviction threshold and every hugepage; hugepages-<size> = pages x size."""
-    reserved = CPUSet.parse(config.reserved_system_cpus or "")
-    out = {"cpu": (topology.num_cpus - len(reserved)) * 1000, "pods": 110}
+    """What the Node object reports, by the kubelet's formula (nodestatus setters):
+    cpu = CPUs minus reservedSystemCPUs (minus kube + system reserved cpu when it is unset);
+    memory = the NUMA nodes' memory minus kube/system reserved, the hard-eviction threshold
+    and every hugepage; hugepages-<size> = pages x size; floored at 0 as the kubelet does."""
+    if config.reserved_system_cpus:
+        reserved_millis = len(CPUSet.parse(config.reserved_system_cpus)) * 1000
+    else:  # kubeReserved + systemReserved cpu, as quantities
+        reserved_millis = sum(
+            to_millis(m["cpu"])
+            for m in (config.system_reserved, config.kube_reserved)
+            if "cpu" in m
+        )
+    out = {"cpu": max(0, topology.num_cpus * 1000 - reserved_millis), "pods": 110}
     withheld = sum(
-        to_bytes(m["memory"]) for m in (config.system_reserved, config.kube_reserved) if "memory" in m
+        to_bytes(m["memory"])
+        for m in (config.system_reserved, config.kube_reserved)
+        if "memory" in m
     )
     eviction = (config.eviction_hard or {"memory.available": "100Mi"}).get("memory.available")
     withheld += to_bytes(eviction) if eviction else 0
@@ -120,7 +134,7 @@ def realistic_allocatable(topology: Topology, config: KubeletConfig) -> dict[str
         hugepages += total
         name = f"hugepages-{size // MiB}Mi" if size < (1 << 30) else f"hugepages-{size >> 30}Gi"
         out[name] = total
-    out["memory"] = sum(n.memory for n in topology.numa_nodes) - withheld - hugepages
+    out["memory"] = max(0, sum(n.memory for n in topology.numa_nodes) - withheld - hugepages)
     return out
 
 
