@@ -99,10 +99,11 @@ def pytest_configure(config) -> None:
     )
     config.addinivalue_line("markers", "numacert_discovery: node discovery (not a check)")
     config.pluginmanager.register(ResultsRecorder(config), "numacert-results")
-    from numacert.fixtures import certify
+    from numacert.fixtures import certify, lab
 
-    if not config.pluginmanager.is_registered(certify):
-        config.pluginmanager.register(certify, "numacert-fixtures")
+    for module, name in ((certify, "numacert-fixtures"), (lab, "numacert-lab-fixtures")):
+        if not config.pluginmanager.is_registered(module):
+            config.pluginmanager.register(module, name)
 
 
 def _target_options(config):

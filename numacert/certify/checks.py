@@ -163,7 +163,8 @@ def cpu_smt(run: NodeRun, prediction: Prediction, topology: Topology) -> Outcome
     for phase in run.plan.phases:
         names = [p.name for p in phase.adds if p.name in run.pods]
         for key, cpus in _exclusive_sets(run, prediction, names).items():
-            partial = [c for c in cores if (c & cpus) and not c <= cpus]
+            # A core the reservation splits can only be handed out in part.
+            partial = [c for c in cores if (c & cpus) and not (c - prediction.reserved) <= cpus]
             if partial:
                 out.problems.append(f"{key}: CPUs {cpus} split physical cores {partial}")
     return out
@@ -288,8 +289,13 @@ def tm_reject(run: NodeRun, prediction: Prediction, topology: Topology) -> Outco
     out.add_pod("toobig", prediction, run, topology)
     out.observed["toobig"]["events"] = obs.events
     out.problems += mismatches(topology, prediction.pods["toobig"], obs)
+    if prediction.pods["toobig"].admitted:
+        # A correct kubelet admits it here (restricted with a preferred multi-NUMA hint, or no
+        # hint at all without the static CPU Manager): compared above, rejection not probed.
+        out.not_exercised = out.not_exercised or "toobig has a preferred hint under this policy"
+        return out
     if obs.admitted:
-        out.problems.append("toobig: admitted, but it cannot be aligned to one NUMA node")
+        out.problems.append("toobig: admitted, but it cannot be aligned as the policy demands")
         return out
     if obs.reason != "TopologyAffinityError":
         out.problems.append(f"toobig: reason {obs.reason!r}, not 'TopologyAffinityError'")
@@ -308,6 +314,10 @@ def tm_besteffort(run: NodeRun, prediction: Prediction, topology: Topology) -> O
     obs = run.pods["toobig"]
     out.add_pod("toobig", prediction, run, topology)
     out.problems += mismatches(topology, prediction.pods["toobig"], obs)
+    if not prediction.pods["toobig"].admitted:
+        # restricted rejects it (TM-REJECT's business); nothing spans here.
+        out.not_exercised = out.not_exercised or "toobig is rejected under this policy"
+        return out
     if not obs.admitted:
         out.problems.append(f"toobig: rejected ({obs.reason}) under a policy that admits it")
     elif prediction.config.cpu_manager_policy == "static":
@@ -356,8 +366,12 @@ def tm_maxnuma(run: NodeRun, prediction: Prediction, topology: Topology, configz
         out.problems.append(
             f"{numa} NUMA nodes but max-allowable-numa-nodes is {option or 'unset (8)'}"
         )
-    aligned = tm_align(run, prediction, topology) if "excl" in run.pods else Outcome()
-    out.problems += aligned.problems
+    # Working means pods are admitted and placed as predicted (aligned, under
+    # single-numa-node, which TM-ALIGN's rule covers).
+    if prediction.config.topology_manager_policy == "single-numa-node":
+        out.problems += tm_align(run, prediction, topology).problems
+    for name in _present(run, ("excl", "pair")):
+        out.problems += mismatches(topology, prediction.pods[name], run.pods[name])
     return out
 
 
@@ -368,8 +382,10 @@ def mem_pin(run: NodeRun, prediction: Prediction, topology: Topology) -> Outcome
     out = Outcome()
     static = prediction.config.memory_manager_policy == "Static"
     everywhere = CPUSet(topology.numa_ids)
+    checkpoint = next((ph for ph in run.plan.phases if ph.checkpoint), None)
+    phase_a = {p.name for p in checkpoint.adds} if checkpoint else set(run.pods)
     for name, obs in run.pods.items():
-        if not obs.admitted:
+        if not obs.admitted or name not in phase_a:
             continue
         out.add_pod(name, prediction, run, topology)
         out.problems += mismatches(topology, prediction.pods[name], obs, fields=("mems",))
@@ -393,6 +409,11 @@ def mem_reject(run: NodeRun, prediction: Prediction, topology: Topology) -> Outc
         out.add_pod(name, prediction, run, topology)
         out.problems += mismatches(topology, prediction.pods[name], run.pods[name])
     obs = run.pods["nomem"]
+    if prediction.pods["nomem"].admitted:
+        # Memory spread over a NUMA group before it (a multi-NUMA pod) leaves room: compared
+        # above; the rejection itself is not exercised on this node and policy.
+        out.not_exercised = out.not_exercised or "nomem fits a NUMA node group here"
+        return out
     if obs.admitted:
         out.problems.append("nomem: admitted, but its memory fits no NUMA node set any more")
     elif obs.reason not in ("TopologyAffinityError", "UnexpectedAdmissionError"):
@@ -427,6 +448,14 @@ def hp_numa(run: NodeRun, prediction: Prediction, topology: Topology) -> Outcome
     outside = {n: d for n, d in drop.items() if d > 0 and n not in want}
     if outside:
         out.problems.append(f"excl: hugepages taken on NUMA nodes {sorted(outside)}, not {want}")
+    # Whatever the oracle says: the kernel must not hand out pages outside the container's
+    # own memory nodes.
+    escaped = {n: d for n, d in drop.items() if d > 0 and n not in mems}
+    if escaped:
+        out.problems.append(
+            f"excl: hugepages taken on NUMA nodes {sorted(escaped)}, outside its "
+            f"Mems_allowed_list {mems}"
+        )
     return out
 
 
@@ -448,6 +477,13 @@ def mem_local(run: NodeRun, prediction: Prediction, topology: Topology) -> Outco
     outside = {n: b for n, b in touched.items() if b and n not in want}
     if outside:
         out.problems.append(f"excl: memory charged on NUMA nodes outside {want}: {outside}")
+    mems = log.first.mems
+    escaped = {n: b for n, b in touched.items() if b and n not in mems}
+    if escaped:
+        out.problems.append(
+            f"excl: memory charged on NUMA nodes {sorted(escaped)}, outside its "
+            f"Mems_allowed_list {mems}"
+        )
     inside = sum(b for n, b in touched.items() if n in want)
     if inside < TOUCH_BYTES:
         out.problems.append(f"excl: only {inside} bytes on {want}, touched {TOUCH_BYTES}")
@@ -620,8 +656,11 @@ def cfg_reserved(
     return out
 
 
-def cfg_state(run: NodeRun, configz: dict) -> Outcome:
+def cfg_state(run: NodeRun, configz: dict, prediction: Prediction | None = None) -> Outcome:
+    """The state files at the checkpoint against configz and the containers; with the
+    prediction, every container it gives exclusive CPUs must have its entry."""
     out = Outcome()
+    prediction_pods = prediction.pods if prediction is not None else None
     state = run.state_files or {}
     cpu, memory = state.get("cpu"), state.get("memory")
     want_cpu = configz.get("cpuManagerPolicy", "none")
@@ -647,6 +686,14 @@ def cfg_state(run: NodeRun, configz: dict) -> Outcome:
         if obs is None or not obs.admitted or not obs.uid:
             continue
         cpu_entries = ((cpu or {}).get("entries") or {}).get(obs.uid, {})
+        step = prediction_pods.get(p.name) if prediction_pods else None
+        if step is not None and cpu is not None:
+            for container, placement in step.containers.items():
+                if placement.exclusive and container in obs.later and container not in cpu_entries:
+                    out.problems.append(
+                        f"{p.name}/{container}: holds exclusive CPUs {obs.later[container].cpus} "
+                        "but cpu_manager_state has no entry for it"
+                    )
         for container, cpus in cpu_entries.items():
             view = obs.later.get(container)
             if view is not None and CPUSet.parse(cpus) != view.cpus:
@@ -707,7 +754,8 @@ def cfg_applied(run: NodeRun, config: KubeletConfig, topology: Topology) -> Outc
     differ without it: those must behave as the field predicts."""
     out = Outcome()
     actual = predict_plan(topology, config, run.plan)
-    for fld in applied_fields(config):
+    fields = applied_fields(config)
+    for fld in fields:
         try:
             alt = predict_plan(topology, _default_field(config, fld), run.plan)
         except Exception as exc:  # noqa: BLE001 - a default the kubelet would refuse: no probe
@@ -728,4 +776,6 @@ def cfg_applied(run: NodeRun, config: KubeletConfig, topology: Topology) -> Outc
             wrong += mismatches(topology, actual.pods[name], run.pods[name])
         out.observed[fld] = wrong or "in force"
         out.problems += [f"{fld}: {w}" for w in wrong]
+    if fields and not any(out.predicted.get(f) for f in fields):
+        out.not_exercised = "no pod of the plan tells any policy field from its default"
     return out

@@ -8,13 +8,14 @@ oracle's NodeModel as it goes, so each size fits what a correct kubelet has left
 
 Phases (a later phase starts after the earlier one's pods that are no longer needed are gone):
   A  shared-0 (BestEffort, baseline pool), excl (integer Guaranteed, hugepages, touched memory),
-     pair (two integer containers), frac (fractional Guaranteed), burst (Burstable), shared-1
-     (BestEffort); the shared pods come after every exclusive one, so none of them starts while
-     the pool is still shrinking; then the checkpoint: reconcile re-read,
-     state files, kubelet restart; then every pod of the phase goes.
-  B  init (a regular init container, a sidecar and an app container).
+     pair (two integer containers), init (a regular init container, a sidecar and an app
+     container) when the node has room for it here, frac (fractional Guaranteed), burst
+     (Burstable), shared-1 (BestEffort); the shared pods come after every exclusive one, so
+     none of them starts while the pool is still shrinking; then the checkpoint: reconcile
+     re-read, state files, kubelet restart; then every pod of the phase goes.
+  B  init, on its own, when it had no room in phase A.
   C  toobig (more CPUs than the largest NUMA node has), smt-odd (an odd request under
-     full-pcpus-only).
+     full-pcpus-only), and, when both are rejected, the memory pods too; else these have D:
   D  big-<n> (fills each NUMA node's memory but 256Mi), nomem (384Mi: fits no NUMA set).
   E  shared-final (BestEffort after everything is gone: release to baseline).
 
@@ -240,6 +241,13 @@ class _Planner:
             self.model.delete(name)
         self.requests.pop(name, None)
 
+    def close(self, name: str, adds: list[PodPlan], checkpoint: bool = False) -> Phase:
+        """A phase of `adds`, whose pods all go at its end (from the model too)."""
+        deletes = tuple(a.name for a in adds)
+        for pod_name in deletes:
+            self.delete(pod_name)
+        return Phase(name, tuple(adds), deletes, checkpoint)
+
 
 def build_plan(
     topology: Topology,
@@ -253,20 +261,30 @@ def build_plan(
     "hugepages-2Mi" in bytes), as the node reports it.
     """
     p = _Planner(topology, config, allocatable, k8s_minor)
-    phases = [
-        _phase_a(p),
-        _phase_b(p),
-        _phase_c(p),
-        _phase_d(p),
-    ]
+    phases = []
+    adds = _phase_a_pods(p)
+    phases.append(p.close("A", adds, checkpoint=True))
+    if not any(a.name == "init" for a in adds):
+        init = _init_pod(p)
+        if init is None:
+            p.left_out["init"] = f"needs-free-cpus:{2 * p.unit}"
+        else:
+            phases.append(p.close("B", [init]))
+    # The memory pods share phase C with the rejection probes when those hold nothing; an
+    # admitted toobig (best-effort) spreads memory over NUMA nodes, which changes what fits.
+    rejection = _rejection_pods(p)
+    if any(r.name not in p.rejected for r in rejection):
+        phases.append(p.close("C", rejection))
+        rejection = []
+    phases.append(p.close("C" if rejection else "D", rejection + _memory_pods(p)))
     final = PodPlan("shared-final", pod("shared-final", [container("c")]), "release to baseline")
     p.add(final)
-    phases.append(Phase("E", (final,), ("shared-final",)))
-    phases = [ph for ph in phases if ph.adds or ph.deletes]
+    phases.append(p.close("E", [final]))
+    phases = [ph for ph in phases if ph.adds]
     return Plan(phases, p.left_out, p.rejected, dict(allocatable), k8s_minor)
 
 
-def _phase_a(p: _Planner) -> Phase:
+def _phase_a_pods(p: _Planner) -> list[PodPlan]:
     adds: list[PodPlan] = []
 
     def add(plan: PodPlan) -> None:
@@ -293,6 +311,11 @@ def _phase_a(p: _Planner) -> Phase:
         add(PodPlan("pair", pod("pair", two), "two exclusive containers, pod vs container scope"))
     else:
         p.left_out["pair"] = f"needs-free-cpus:{2 * p.unit}"
+    # The init pod joins the exclusive pods here when there is room for it next to them and
+    # frac and burst (one deletion round less); otherwise it gets a phase of its own.
+    init = _init_pod(p, keep_millis=SHARED_REQUESTS_MILLIS)
+    if init is not None:
+        adds.append(init)
     if p.budget_millis() >= 500:
         frac = container("c", guaranteed(500))
         add(PodPlan("frac", pod("frac", [frac]), "fractional Guaranteed"))
@@ -304,17 +327,15 @@ def _phase_a(p: _Planner) -> Phase:
     else:
         p.left_out["burst"] = "needs-free-cpus:1"
     add(PodPlan("shared-1", pod("shared-1", [container("c")]), "shared pool after exclusives"))
-    deletes = tuple(a.name for a in adds)
-    for name in deletes:
-        p.delete(name)
-    return Phase("A", tuple(adds), deletes, checkpoint=True)
+    return adds
 
 
-def _phase_b(p: _Planner) -> Phase:
+def _init_pod(p: _Planner, keep_millis: int = 0) -> PodPlan | None:
+    """The init pod, added to the model, when its sidecar and app fit now (leaving
+    `keep_millis` of the CPU budget); else None."""
     unit_m = p.unit * 1000
-    if p.free_cpus() < 2 * p.unit:
-        p.left_out["init"] = f"needs-free-cpus:{2 * p.unit}"
-        return Phase("B", (), ())
+    if p.free_cpus(keep_millis) < 2 * p.unit:
+        return None
     init = PodPlan(
         "init",
         pod(
@@ -328,11 +349,11 @@ def _phase_b(p: _Planner) -> Phase:
         "init container CPUs reused, sidecar CPUs not",
     )
     p.add(init)
-    p.delete("init")
-    return Phase("B", (init,), ("init",))
+    return init
 
 
-def _phase_c(p: _Planner) -> Phase:
+def _rejection_pods(p: _Planner) -> list[PodPlan]:
+    """toobig and smt-odd, added to the model."""
     adds: list[PodPlan] = []
     largest = max(len(cpus) for cpus in p.topology.cpus_by_numa.values())
     want = -(-(largest + 1) // p.unit) * p.unit  # more than any NUMA node, whole cores
@@ -348,7 +369,11 @@ def _phase_c(p: _Planner) -> Phase:
         )
         adds.append(toobig)
         p.add(toobig)
-    if p.config.cpu_option("full-pcpus-only") and p.threads_per_core > 1:
+    if (
+        p.config.cpu_option("full-pcpus-only")
+        and p.threads_per_core > 1
+        and p.free_cpus() >= p.unit
+    ):
         odd = PodPlan(
             "smt-odd",
             pod("smt-odd", [container("c", guaranteed(1000))]),
@@ -356,20 +381,21 @@ def _phase_c(p: _Planner) -> Phase:
         )
         adds.append(odd)
         p.add(odd)
-    deletes = tuple(a.name for a in adds)
-    for name in deletes:
-        p.delete(name)
-    return Phase("C", tuple(adds), deletes)
+    return adds
 
 
-def _phase_d(p: _Planner) -> Phase:
+def _memory_pods(p: _Planner) -> list[PodPlan]:
+    """big-<n> and nomem, added to the model (Memory Manager Static on 2+ NUMA nodes)."""
     if p.config.memory_manager_policy != "Static" or len(p.topology.numa_ids) < 2:
         p.left_out["nomem"] = (
             "needs-numa-nodes:2"
             if len(p.topology.numa_ids) < 2
             else f"not-applicable:memory_manager={p.config.memory_manager_policy}"
         )
-        return Phase("D", (), ())
+        return []
+    if p.budget_millis() < 100 * (len(p.topology.numa_ids) + 1):
+        p.left_out["nomem"] = "needs-free-cpus:1"
+        return []
     adds: list[PodPlan] = []
     for numa in p.topology.numa_ids:
         size = (p.model.memory.free(numa) - MEMORY_LEFT) // MiB * MiB
@@ -377,7 +403,7 @@ def _phase_d(p: _Planner) -> Phase:
             p.left_out["nomem"] = f"needs-memory:{numa}"
             for plan in adds:
                 p.delete(plan.name)
-            return Phase("D", (), ())
+            return []
         big = PodPlan(
             f"big-{numa}",
             pod(f"big-{numa}", [container("c", guaranteed(100, f"{size // MiB}Mi"))]),
@@ -392,7 +418,4 @@ def _phase_d(p: _Planner) -> Phase:
     )
     adds.append(nomem)
     p.add(nomem)
-    deletes = tuple(a.name for a in adds)
-    for name in deletes:
-        p.delete(name)
-    return Phase("D", tuple(adds), deletes)
+    return adds

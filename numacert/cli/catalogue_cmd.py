@@ -65,7 +65,7 @@ PLAN: tuple[PlanPod, ...] = (
     PlanPod("shared-1", "A", "BestEffort", "the shared pool while the exclusive CPUs are taken"),
     PlanPod(
         "init",
-        "B",
+        "A or B",
         "Guaranteed: an init container, a sidecar (restartable init container) and an app "
         "container, one core's worth of CPUs each",
         "init container CPUs reused, sidecar CPUs not",
@@ -85,12 +85,12 @@ PLAN: tuple[PlanPod, ...] = (
     ),
     PlanPod(
         "big-<n>",
-        "D",
+        "C or D",
         "Guaranteed, 100m CPU, NUMA node n's free memory but 256Mi; one per NUMA node, only "
         "under Memory Manager Static on 2+ NUMA nodes",
         "fills every NUMA node's memory",
     ),
-    PlanPod("nomem", "D", "Guaranteed, 100m CPU, 384Mi", "memory that fits no NUMA node set"),
+    PlanPod("nomem", "C or D", "Guaranteed, 100m CPU, 384Mi", "memory that fits no NUMA node set"),
     PlanPod("shared-final", "E", "BestEffort", "the shared pool after every pod is gone (release)"),
 )
 
@@ -226,8 +226,9 @@ def render_markdown(specs: list[CheckSpec]) -> str:
         "",
         "Phase A ends with a checkpoint: every running container is read again after",
         "cpuManagerReconcilePeriod, then, with node access, the kubelet's state files are read",
-        "and the kubelet is restarted; then phase A's pods are deleted. Each later phase starts",
-        "once the pods of the one before are gone.",
+        "and the kubelet is restarted; then phase A's pods are deleted. `init` joins phase A",
+        "when the node has room for it there, else it runs alone in phase B. Each later phase",
+        "starts once the pods of the one before are gone.",
         "",
         "## The checks",
         "",

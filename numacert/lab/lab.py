@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
 from kubernetes.client.rest import ApiException
 
 from numacert.errors import InfrastructureError, InputError
@@ -359,6 +360,12 @@ class Lab:
         url = f"https://{NODE_NAME}:{KUBELET_PORT}/{path.lstrip('/')}"
         with urllib.request.urlopen(url, context=ctx, timeout=30) as resp:  # noqa: S310
             return resp.read().decode()
+
+    def running_config(self) -> KubeletConfig:
+        """The kubelet configuration the lab guest runs, as numacert parses it."""
+        from numacert.kubelet.parse import from_dict
+
+        return from_dict(yaml.safe_load(self.record.kubelet_config), "lab kubelet configuration")
 
     def kubelet_configz(self) -> dict:
         """The running kubelet's own view of its configuration (/configz)."""

@@ -20,6 +20,8 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from numacert.errors import InfrastructureError
@@ -462,3 +464,25 @@ class VM:
         if backend not in ("paramiko", "ssh"):
             raise ValueError(f"unsupported testinfra backend {backend!r}")
         return f"{backend}://{self.options.name}?ssh_config={self.ssh_config()}"
+
+
+@contextmanager
+def booted_vm(
+    image, run_dir: Path, topology, memory_per_node: int, **kwargs: object
+) -> Iterator[VM]:
+    """Start a guest on free ports, wait for ssh and containerd, and stop it whatever
+    happens (a test guest never collides with a running lab, which holds 127.0.0.2:10250)."""
+    from numacert.lab.qemu import Ports
+
+    kwargs.setdefault(
+        "ports",
+        Ports(ssh=free_port(), kubelet_addr="127.0.0.2", kubelet_port=free_port("127.0.0.2")),
+    )
+    vm = VM(run_dir, image, topology, memory_per_node, **kwargs)  # type: ignore[arg-type]
+    try:
+        vm.start()
+        vm.wait_ssh(timeout=600)
+        vm.wait_ready(timeout=600)
+        yield vm
+    finally:
+        vm.stop()

@@ -54,3 +54,11 @@ def predict(
             raise StepError(index, str(exc)) from None
         results.append(result.to_dict())
     return {"steps": results, "state": node.state()}
+
+
+def predict_manifests(topology: Topology, config: KubeletConfig, manifests: list[dict]) -> list:
+    """The oracle's steps for pod manifests added in order (each a Pod dict)."""
+    from numacert.oracle.pod import pod_from_manifest
+    from numacert.scenario import AddStep
+
+    return predict(topology, config, [AddStep(pod_from_manifest(m)) for m in manifests])["steps"]

@@ -40,6 +40,7 @@ _REPORT_FN = (
 )
 _HP_FREE_FN = (
     "hp_free() { for n in /sys/devices/system/node/node[0-9]*; do "
+    '[ -d "$n" ] || continue; '
     'printf "%s=%s " "${n##*node}" '
     '"$(cat $n/hugepages/hugepages-2048kB/free_hugepages 2>/dev/null || echo 0)"; '
     "done; }; "
@@ -135,7 +136,17 @@ _NUMA_STAT = re.compile(r"N(\d+)=(\d+)")
 
 
 def parse_log(text: str) -> ProbeLog:
-    """Parse a probe container's log; complete reports only (the last may be half written)."""
+    """Parse a probe container's log; complete reports only (the last may be half written).
+    ProbeLogError for anything the probe does not print."""
+    try:
+        return _parse(text)
+    except ProbeLogError:
+        raise
+    except ValueError as exc:  # CPUSetError, int(): a line that is not what the probe prints
+        raise ProbeLogError(f"unreadable probe log: {exc}") from None
+
+
+def _parse(text: str) -> ProbeLog:
     log = ProbeLog()
     current: dict[str, str] | None = None
     for line in text.splitlines():

@@ -26,5 +26,5 @@ def test_reserved_memory_consistent(node_facts, assert_outcome):
 
 
 @pytest.mark.check("CFG-STATE")
-def test_state_files_agree(node_run, node_facts, assert_outcome):
-    assert_outcome(checks.cfg_state(node_run, node_facts.configz))
+def test_state_files_agree(node_run, node_facts, prediction, assert_outcome):
+    assert_outcome(checks.cfg_state(node_run, node_facts.configz, prediction))

@@ -14,17 +14,18 @@ from __future__ import annotations
 import pytest
 
 from numacert.cpuset import CPUSet
-from numacert.lab.lab import Lab
+from numacert.lab.lab import NODE_NAME, Lab
+from numacert.oracle.predict import predict_manifests
 from numacert.probes.kube import (
     REPORT,
     REPORT_AND_EXIT,
     container,
     container_view,
     pod_manifest,
+    run_pod,
     temporary_namespace,
 )
 from numacert.topology.model import Topology
-from tests.lab.conftest import kubelet_policy, oracle, run_pod, running_config
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
@@ -67,7 +68,7 @@ SEQUENCE_POD_SCOPE = [
 
 def observe(api, namespace: str, manifest: dict) -> dict:
     """What the kubelet did with one pod, in the shape of an oracle step."""
-    pod = run_pod(api, namespace, manifest)
+    pod = run_pod(api, namespace, manifest, NODE_NAME)
     name = manifest["metadata"]["name"]
     if pod.status.phase == "Failed":
         return {
@@ -102,7 +103,7 @@ def compare(topology: Topology, predicted: dict, observed: dict, pod: str) -> li
 
 
 def replay_and_compare(lab: Lab, api, topology: Topology, manifests: list[dict]) -> list[str]:
-    predicted = oracle(topology, running_config(lab), manifests)
+    predicted = predict_manifests(topology, lab.running_config(), manifests)
     problems: list[str] = []
     with temporary_namespace(api) as namespace:
         for manifest, step in zip(manifests, predicted, strict=True):
@@ -111,8 +112,8 @@ def replay_and_compare(lab: Lab, api, topology: Topology, manifests: list[dict])
     return problems
 
 
-def test_container_scope_sequence_matches_the_oracle(lab: Lab, api, guest_topology: Topology):
-    predicted = oracle(guest_topology, running_config(lab), SEQUENCE_CONTAINER_SCOPE)
+def test_container_scope_sequence_matches_the_oracle(lab: Lab, lab_api, guest_topology: Topology):
+    predicted = predict_manifests(guest_topology, lab.running_config(), SEQUENCE_CONTAINER_SCOPE)
     # The sequence exercises what it claims to (on the default lab profile).
     outcome = {
         m["metadata"]["name"]: s for m, s in zip(SEQUENCE_CONTAINER_SCOPE, predicted, strict=True)
@@ -120,15 +121,15 @@ def test_container_scope_sequence_matches_the_oracle(lab: Lab, api, guest_topolo
     assert outcome["nomemory"]["reason"] == "UnexpectedAdmissionError"
     assert outcome["toomany"]["reason"] == "TopologyAffinityError"
     assert outcome["hp"]["containers"]["c"]["mems"] is not None
-    problems = replay_and_compare(lab, api, guest_topology, SEQUENCE_CONTAINER_SCOPE)
+    problems = replay_and_compare(lab, lab_api, guest_topology, SEQUENCE_CONTAINER_SCOPE)
     assert problems == []
 
 
-def test_pod_scope_restricted_sequence_matches_the_oracle(lab: Lab, api, guest_topology):
-    with kubelet_policy(
-        lab, {"topologyManagerPolicy": "restricted", "topologyManagerScope": "pod"}
-    ):
-        predicted = oracle(guest_topology, running_config(lab), SEQUENCE_POD_SCOPE)
+def test_pod_scope_restricted_sequence_matches_the_oracle(
+    lab: Lab, lab_api, guest_topology, kubelet_policy
+):
+    with kubelet_policy({"topologyManagerPolicy": "restricted", "topologyManagerScope": "pod"}):
+        predicted = predict_manifests(guest_topology, lab.running_config(), SEQUENCE_POD_SCOPE)
         assert any(not step["admitted"] for step in predicted)
-        problems = replay_and_compare(lab, api, guest_topology, SEQUENCE_POD_SCOPE)
+        problems = replay_and_compare(lab, lab_api, guest_topology, SEQUENCE_POD_SCOPE)
     assert problems == []

@@ -12,11 +12,10 @@ import pytest
 
 from numacert.lab.image import PAUSE_IMAGE, TEST_IMAGE, NodeImage
 from numacert.lab.qemu import GiB
-from numacert.lab.vm import VM
+from numacert.lab.vm import VM, booted_vm
 from numacert.topology.model import Topology
 from numacert.topology.profiles import load_profile
 from numacert.topology.sysfs import collector_script, parse_snapshot
-from tests.lab.conftest import booted
 
 pytestmark = pytest.mark.lab
 
@@ -34,7 +33,7 @@ def guest(
     lab_image: NodeImage, profile: Topology, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[VM]:
     run_dir = Path(tmp_path_factory.mktemp("lab-default"))
-    with booted(lab_image, run_dir, profile, 2 * GiB) as vm:
+    with booted_vm(lab_image, run_dir, profile, 2 * GiB) as vm:
         yield vm
 
 

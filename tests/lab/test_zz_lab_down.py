@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
+from numacert.lab.footprint import host_footprint
 from numacert.lab.lab import Lab
-from tests.lab.conftest import _host_footprint
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
@@ -18,7 +18,7 @@ def test_lab_down_leaves_nothing(lab: Lab):
         pytest.skip("the lab was up before these tests; it is not ours to take down")
     before = lab.footprint_before
     lab.down()
-    after = _host_footprint()
+    after = host_footprint()
     assert after["processes"] == set(), after["processes"]
     assert after["mounts"] <= before["mounts"], after["mounts"] - before["mounts"]
     assert after["links"] <= before["links"], after["links"] - before["links"]
