@@ -116,9 +116,6 @@ def container(
         "securityContext": {
             "allowPrivilegeEscalation": False,
             "capabilities": {"drop": ["ALL"]},
-            "runAsNonRoot": True,
-            "runAsUser": 65534,
-            "seccompProfile": {"type": "RuntimeDefault"},
         },
     }
     resources = {}
@@ -144,6 +141,15 @@ def pod(name: str, containers: list[dict], init_containers: list[dict] | None = 
         "automountServiceAccountToken": False,
         # Probes go to the node under test whatever its taints; nodeName is set at creation.
         "tolerations": [{"operator": "Exists"}],
+        # Unprivileged, as Pod Security "restricted" asks; fsGroup makes the hugetlbfs
+        # emptyDir writable for the probe's fallocate.
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": 65534,
+            "runAsGroup": 65534,
+            "fsGroup": 65534,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
     }
     if init_containers:
         spec["initContainers"] = init_containers

@@ -131,6 +131,22 @@ def kubeconfig() -> None:
     click.echo(str(_lab(False).kubeconfig))
 
 
+@lab.command()
+@click.option("--output", "-o", type=click.Choice(["yaml", "json"]), default="yaml")
+def configz(output: str) -> None:
+    """Print the lab kubelet's effective configuration, as its /configz serves it."""
+    import yaml
+
+    lab_ = _lab(False)
+    if not lab_.status()["up"]:
+        raise InputError("the lab is not up; run `numacert lab up` first", "lab")
+    config = lab_.kubelet_configz()
+    if output == "json":
+        click.echo(json.dumps(config, indent=2, sort_keys=True))
+    else:
+        click.echo(yaml.safe_dump(config, sort_keys=True), nl=False)
+
+
 @lab.command(context_settings={"ignore_unknown_options": True})
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def ssh(command: tuple[str, ...]) -> None:

@@ -40,7 +40,9 @@ _register()
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        cli.main(args=argv, prog_name="numacert", standalone_mode=False)
+        # Without standalone mode click returns the code of a ctx.exit()/Exit(n) instead of
+        # raising it: `numacert run` ends with the verdict's code that way.
+        code = cli.main(args=argv, prog_name="numacert", standalone_mode=False)
     except InputError as exc:
         click.echo(f"numacert: error: {exc}", err=True)
         return EXIT_BAD_INPUT
@@ -55,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     except NumacertError as exc:
         click.echo(f"numacert: error: {exc}", err=True)
         return EXIT_FAILED
-    return EXIT_OK
+    return code if isinstance(code, int) else EXIT_OK
 
 
 if __name__ == "__main__":

@@ -95,7 +95,7 @@ def leftovers(api) -> list[str]:
 def assert_certified(run: Run) -> None:
     assert run.rc == 0, run.describe()
     [verdict] = run.verdicts
-    assert verdict["status"] == "CERTIFIED", run.describe()
+    assert verdict["verdict"] == "CERTIFIED", run.describe()
     records = run.records()
     skipped = {c: r["skip_reason"] for c, r in records.items() if r["status"] == "skipped"}
     # No check that can run on this node is skipped: only those that do not apply or that
@@ -166,7 +166,7 @@ def test_configuration_mutation_is_not_certified(misconfigured_lab, tmp_path, re
     run = certify(tmp_path, "--require", require, "--check", "CFG-POLICY")
     assert run.rc == 1, run.describe()
     [verdict] = run.verdicts
-    assert verdict["status"] == "NOT CERTIFIED"
+    assert verdict["verdict"] == "NOT CERTIFIED"
     record = run.records()["CFG-POLICY"]
     assert record["status"] == "failed"
     assert field in record["reason"], record
@@ -199,7 +199,7 @@ def test_behaviour_mutation_is_not_certified(best_effort_lab, tmp_path, assumed,
     run = certify(tmp_path, "--assume", assume, "--checks", "behaviour", "--check", check)
     assert run.rc == 1, run.describe()
     [verdict] = run.verdicts
-    assert verdict["status"] == "NOT CERTIFIED"
+    assert verdict["verdict"] == "NOT CERTIFIED"
     record = run.records()[check]
     assert record["status"] == "failed", record
     assert pod in record["reason"]
@@ -239,7 +239,7 @@ def test_ctrl_c_mid_run_leaves_nothing_and_writes_an_incomplete_report(lab, lab_
     assert proc.returncode == 3, output[-3000:]
     assert leftovers(lab_api) == [], output[-3000:]
     [verdict] = json.loads((out / "verdict.json").read_text())
-    assert verdict["status"] == "INCOMPLETE"
+    assert verdict["verdict"] == "INCOMPLETE"
     assert (out / "report.html").is_file()
 
 
