@@ -182,14 +182,25 @@ def _row(pod: str) -> str:
 
 
 def test_plan_table_names_every_pod_the_planner_makes_in_its_order():
+    """The table's rows are in the order the planner makes the pods; init's row ("A or B")
+    comes after shared-1, where phase B puts it; in phase A the planner makes it right after
+    the other exclusive pods, before frac, burst and shared-1."""
     rows = [p.name for p in catalogue_cmd.PLAN]
     made = set()
+    init_phases = set()
     for label, plan in PLANS.items():
         names = [_row(p) for p in plan.pods()]
         made |= set(names)
         ordered = [r for r in rows if r in names]
+        phase_a = [p.name for p in plan.phases[0].adds]
+        if "init" in phase_a:
+            ordered.remove("init")
+            first_shared = next(r for r in ordered if r in ("frac", "burst", "shared-1"))
+            ordered.insert(ordered.index(first_shared), "init")
+        init_phases |= {ph.name for ph in plan.phases if "init" in [p.name for p in ph.adds]}
         assert list(dict.fromkeys(names)) == ordered, label
     assert made == set(rows)
+    assert init_phases == {"A", "B"}
 
 
 def test_plan_phases_match_the_table():
@@ -197,7 +208,7 @@ def test_plan_phases_match_the_table():
     for label, plan in PLANS.items():
         for phase in plan.phases:
             for pod in phase.adds:
-                assert phase_of[_row(pod.name)] == phase.name, (label, pod.name)
+                assert phase.name in phase_of[_row(pod.name)].split(" or "), (label, pod.name)
 
 
 def test_every_check_says_what_it_reads():

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from numacert.certify.compare import numa_nodes_of
+from numacert.certify.compare import numa_nodes_of, predict_plan
 from numacert.certify.plan import HUGEPAGES_PROBE, MEMORY_NOFIT, Plan
 from numacert.cpuset import CPUSet
 from numacert.errors import InputError
@@ -63,6 +63,35 @@ def static(c: Case) -> bool:
 def unit(c: Case) -> int:
     threads = max(len(core) for core in c.topology.cores.values())
     return threads if c.config.cpu_option("full-pcpus-only") else 1
+
+
+def phase_names(c: Case, phase: str) -> list[str]:
+    """The pods phase `phase` adds, in order ([] when the plan has no such phase)."""
+    return next(([p.name for p in ph.adds] for ph in c.plan.phases if ph.name == phase), [])
+
+
+def holds_exclusive(c: Case, name: str) -> bool:
+    return any(p.exclusive for p in steps_of(c, name).containers.values())
+
+
+def init_fits_in_phase_a(c: Case) -> bool:
+    """Whether init's sidecar and app (one unit each) fit next to excl and pair (those a
+    correct kubelet admits), with the 600m that frac and burst need kept: whole CPUs of the
+    node's budget and, under the static policy, of the CPUs neither reserved nor held by excl
+    and pair."""
+    used = 0
+    held = CPUSet()
+    for name in ("excl", "pair"):
+        if name in phase_names(c, "A") and steps_of(c, name).admitted:
+            pod = pod_from_manifest(c.plan.pods()[name].manifest)
+            used += sum(x.cpu_request or 0 for x in pod.containers)
+            for placement in steps_of(c, name).containers.values():
+                if placement.exclusive:
+                    held |= CPUSet.parse(placement.cpus)
+    free = (c.allocatable["cpu"] - used - 600) // 1000
+    if static(c):
+        free = min(free, len(c.topology.all_cpus - c.prediction.reserved - held))
+    return free >= 2 * unit(c)
 
 
 def test_every_lab_profile_is_covered():
@@ -125,6 +154,84 @@ def test_steps_leave_out_deletes_of_rejected_pods():
     assert set(deletes) == set(adds) - c.plan.rejected
 
 
+# ---- the phases ----------------------------------------------------------------------------
+
+PHASE_A = ("shared-0", "excl", "pair", "init", "frac", "burst", "shared-1")
+
+
+def _assert_phases(c: Case) -> None:
+    phases = [ph.name for ph in c.plan.phases]
+    assert phases == sorted(set(phases)) and phases[0] == "A" and phases[-1] == "E"
+    # A: shared-0, the exclusive pods, frac, burst, shared-1: every pod that takes exclusive
+    # CPUs comes before the shared ones, so none of them starts while the pool still shrinks.
+    a = phase_names(c, "A")
+    assert a == [n for n in PHASE_A if n in a] and a[0] == "shared-0" and a[-1] == "shared-1"
+    exclusive = [i for i, n in enumerate(a) if holds_exclusive(c, n)]
+    shared = [i for i, n in enumerate(a) if n in ("frac", "burst", "shared-1")]
+    assert max(exclusive, default=0) < min(shared), a
+    # init: in phase A when it fits there, keeping 600m for frac and burst; else alone in B.
+    if "init" in c.plan.pods():
+        assert ("init" in a) == init_fits_in_phase_a(c), a
+        assert phase_names(c, "B") == ([] if "init" in a else ["init"])
+        assert {"frac", "burst"} <= set(a) or "init" not in a
+    else:
+        assert "B" not in phases and c.plan.left_out["init"].startswith("needs-free-cpus:")
+    # C: the rejection probes; the memory pods join them when each of those is rejected (an
+    # admitted toobig spreads memory), else they have phase D (also when C has no pod at all).
+    rejection = [n for n in ("toobig", "smt-odd") if n in c.plan.pods()]
+    memory = [n for n in c.plan.pods() if n.startswith("big-") or n == "nomem"]
+    together = bool(rejection) and all(not steps_of(c, n).admitted for n in rejection)
+    assert phase_names(c, "C") == rejection + (memory if together else [])
+    assert phase_names(c, "D") == ([] if together else memory)
+    assert phase_names(c, "E") == ["shared-final"]
+    # Every phase ends with its own pods deleted.
+    for phase in c.plan.phases:
+        assert list(phase.deletes) == [p.name for p in phase.adds]
+        assert phase.checkpoint == (phase.name == "A")
+
+
+@pytest.mark.parametrize(("profile", "variant"), MATRIX, ids=ids(MATRIX))
+def test_phases_in_order(profile, variant):
+    _assert_phases(case(profile, variant))
+
+
+def test_phase_order_covers_every_placement():
+    """The matrix above sees init in phase A and in phase B, and memory pods in C and in D."""
+    seen = set()
+    for profile, variant in MATRIX:
+        c = case(profile, variant)
+        seen |= {("init", ph) for ph in ("A", "B") if "init" in phase_names(c, ph)}
+        seen |= {("nomem", ph) for ph in ("C", "D") if "nomem" in phase_names(c, ph)}
+    assert seen == {("init", "A"), ("init", "B"), ("nomem", "C"), ("nomem", "D")}
+
+
+@pytest.mark.parametrize(
+    ("profile", "variant"),
+    [("default", "full-pcpus"), ("xeon-gold-6230", "best-effort"), ("four-numa", "snn-pod")],
+)
+def test_plan_only_keeps_the_phases_of_the_pods_wanted(profile, variant):
+    c = case(profile, variant)
+    plan = c.plan
+    for name in plan.pods():
+        only = plan.only(lambda n, name=name: n == name)
+        assert [ph.name for ph in only.phases] == [
+            ph.name for ph in plan.phases if name in [p.name for p in ph.adds]
+        ]
+        assert (only.left_out, only.rejected) == (plan.left_out, plan.rejected)
+        assert (only.allocatable, only.k8s_minor) == (plan.allocatable, plan.k8s_minor)
+        # Each phase deletes its own pods: run alone, a phase has the outcome it has in the
+        # whole plan.
+        alone = predict_plan(c.topology, c.config, only)
+        for pod in only.pods():
+            assert alone.pods[pod] == c.prediction.pods[pod], (name, pod)
+    assert plan.only(lambda n: False).phases == []
+    assert plan.only(lambda n: True).phases == plan.phases
+    memory = plan.only(lambda n: n.startswith("big-"))
+    assert [ph.name for ph in memory.phases] == [
+        ph.name for ph in plan.phases if any(p.name == "nomem" for p in ph.adds)
+    ]
+
+
 # ---- each pod does what its purpose says -------------------------------------------------
 
 
@@ -150,11 +257,13 @@ def test_shared_pods_run_on_the_shared_pool(profile, variant):
     assert not first.exclusive and CPUSet.parse(first.cpus) == baseline
     final = steps_of(c, "shared-final").containers["c"]
     assert final.cpus == first.cpus  # released to baseline
+    # shared-1 starts after every exclusive pod of phase A: excl, pair and, when it runs in
+    # phase A, init's sidecar and app (its init container's CPUs went on to the sidecar).
     taken = CPUSet()
-    for name in ("excl", "pair"):
-        if name in c.prediction.pods:
-            for placement in steps_of(c, name).containers.values():
-                if placement.exclusive:
+    for name in ("excl", "pair", "init"):
+        if name in phase_names(c, "A"):
+            for container, placement in steps_of(c, name).containers.items():
+                if placement.exclusive and container != "init":
                     taken |= CPUSet.parse(placement.cpus)
     later = CPUSet.parse(steps_of(c, "shared-1").containers["c"].cpus)
     assert later == baseline - taken == c.prediction.pool_at_checkpoint
@@ -239,6 +348,7 @@ def test_smt_odd(profile, variant):
     c = case(profile, variant)
     threads = max(len(core) for core in c.topology.cores.values())
     if c.config.cpu_option("full-pcpus-only") and threads > 1:
+        assert "smt-odd" in phase_names(c, "C")
         step = steps_of(c, "smt-odd")
         assert not step.admitted and step.reason == "SMTAlignmentError"
         assert step.message == (
@@ -353,6 +463,7 @@ EXOTIC_MATRIX = [
 def test_plan_works_on_any_cpu_numbering(topology, variant):
     c = exotic_case(EXOTIC[topology](), variant)
     assert not any((s.reason or "").startswith("OutOf") for s in c.prediction.pods.values())
+    _assert_phases(c)
     online = c.topology.all_cpus
     for name, step in c.prediction.pods.items():
         for placement in step.containers.values():
@@ -375,7 +486,7 @@ def test_memory_only_numa_node_does_not_shrink_the_pair():
     assert {len(CPUSet.parse(p.cpus)) for p in pair.values()} == {2}
     nodes = [numa_nodes_of(c.topology, CPUSet.parse(p.cpus)) for p in pair.values()]
     assert nodes[0] != nodes[1]
-    # Phase D fills the memory-only node too.
+    # The memory pods fill the memory-only node too.
     assert steps_of(c, "big-2").admitted and steps_of(c, "big-2").containers["c"].mems == "2"
 
 
@@ -466,6 +577,7 @@ def test_generated_nodes_plan_within_allocatable(node):
     for reason in c.plan.left_out.values():
         assert REASON.match(reason), reason
     assert_plan_concurrency_within(c.plan, allocatable)
+    _assert_phases(c)
 
 
 def assert_plan_concurrency_within(plan: Plan, allocatable: dict[str, int]) -> None:
@@ -498,6 +610,26 @@ def test_small_node_frac_and_burst_fit():
         n: s.reason for n, s in c.prediction.pods.items() if (s.reason or "").startswith("OutOf")
     }
     assert out_of == {}
+
+
+def test_smt_odd_planned_only_when_a_whole_core_could_be_free():
+    """Two sockets of two 2-thread cores, reservedSystemCPUs 0, full-pcpus-only, best-effort:
+    toobig (6 CPUs) is admitted in phase C and leaves a single CPU, no whole core, so smt-odd
+    is not planned; the memory pods then get phase D."""
+    topology = generate(2, 1, 2, 2, "4Gi", {"2Mi": 64}, cpu_numbering="qemu")
+    override = dict(VARIANTS["full-pcpus"], topologyManagerPolicy="best-effort")
+    c = node_case(topology, load_lab_profile("default").kubelet, override)
+    assert steps_of(c, "toobig").admitted
+    assert phase_names(c, "C") == ["toobig"] and "smt-odd" not in c.plan.pods()
+    assert phase_names(c, "D") == ["big-0", "big-1", "nomem"]
+    assert not any((s.reason or "").startswith("OutOf") for s in c.prediction.pods.values())
+    _assert_phases(c)
+    # The same node under single-numa-node rejects toobig: a whole core is free for smt-odd.
+    override["topologyManagerPolicy"] = "single-numa-node"
+    c = node_case(topology, load_lab_profile("default").kubelet, override)
+    assert phase_names(c, "C") == ["toobig", "smt-odd", "big-0", "big-1", "nomem"]
+    assert steps_of(c, "smt-odd").reason == "SMTAlignmentError"
+    _assert_phases(c)
 
 
 def test_nomem_left_out_reason_is_a_hardware_skip():

@@ -175,22 +175,21 @@ def test_empty_log_has_no_report():
     assert log.reports == [] and log.first is None and log.last is None and not log.ready
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="bug: a malformed list inside a report raises CPUSetError/ValueError, not the "
-    "ProbeLogError the module documents for a log that is not what the probe prints",
-)
 @pytest.mark.parametrize(
     "text",
     [
         f"{BEGIN}\nCpus_allowed_list:\tzero\nMems_allowed_list:\t0\n{END}\n",
+        f"{BEGIN}\nCpus_allowed_list:\t0\nMems_allowed_list:\t0-\n{END}\n",
+        f"{BEGIN}\nCpus_allowed_list:\t0\nMems_allowed_list:\t0\ncgroup_cpus: 0-x\n{END}\n",
         "hp_before: 0=many\n",
+        "hp_after: 0=1 1\n",
     ],
 )
 def test_malformed_values_are_probe_log_errors(text):
-    with pytest.raises(ProbeLogError):
-        parse_log(text)
+    """A value the probe never prints is a ProbeLogError (what the module documents for a
+    log that is not the probe's), not a bare ValueError from deep inside the parser."""
+    with pytest.raises(ProbeLogError, match="unreadable probe log"):
+        parse_log(report("0", "0") + text)
 
 
 @settings(max_examples=60, deadline=None)
@@ -273,7 +272,7 @@ FAKE_FALLOCATE = """#!/bin/sh
 [ "$1" = "-l" ] || exit 2
 node=$(cat /fake-hp-node)
 f=/sys/devices/system/node/node$node/hugepages/hugepages-2048kB/free_hugepages
-echo $(( $(cat $f) - $2 / 2097152 )) > $f
+[ -f $f ] && echo $(( $(cat $f) - $2 / 2097152 )) > $f
 : > "$3"
 """
 
@@ -521,13 +520,9 @@ def test_busybox_probe_as_pid_1_ends_at_once_on_sigterm(tmp_path):
 
 
 @needs_chroot
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="bug: without /sys/devices/system/node/node* (a CONFIG_NUMA=n kernel) hp_free's "
-    "glob stays literal and prints `[0-9]*=0`, which parse_log cannot read",
-)
 def test_busybox_hugepage_probe_on_a_kernel_without_numa_sysfs(tmp_path):
+    """Without /sys/devices/system/node/node* (a CONFIG_NUMA=n kernel) the glob stays
+    literal; hp_free skips it instead of printing `[0-9]*=0`, which parse_log cannot read."""
     root = fake_root(
         tmp_path / "root",
         cpus="0-1",
@@ -539,9 +534,13 @@ def test_busybox_hugepage_probe_on_a_kernel_without_numa_sysfs(tmp_path):
     )
     shutil.rmtree(root / NODE_DIR)
     done = run_in(root, probe_command(keep_running=False, hugepages_bytes=4 * MiB))
-    assert "hp_before: [0-9]*=0" in done.stdout  # what the shell really prints
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert "[0-9]" not in done.stdout
+    lines = done.stdout.splitlines()
+    assert [line.rstrip() for line in lines[:2]] == ["hp_before:", "hp_after:"]
     log = parse_log(done.stdout)
-    assert log.hugepages_before == {}
+    assert log.hugepages_before == log.hugepages_after == {}
+    assert log.errors == [] and log.ready and log.first.cpus == CPUSet({0, 1})
 
 
 def test_probe_command_shapes():
