@@ -71,7 +71,8 @@ class Target:
         if node in self._access:
             return self._access[node]
         if self.lab is not None:
-            spec = self.lab.vm().testinfra_spec("paramiko")  # type: ignore[attr-defined]
+            # TCG makes sshd slow to answer under load: a generous connect timeout.
+            spec = self.lab.vm().testinfra_spec("paramiko") + "&timeout=60"  # type: ignore[attr-defined]
             access = NodeAccess.connect(spec, service="lab")
         elif self.node_access_spec:
             access = NodeAccess.connect(self.node_access_spec.replace("{node}", node))

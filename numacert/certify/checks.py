@@ -162,9 +162,7 @@ def cpu_exclusive(run: NodeRun, prediction: Prediction, topology: Topology) -> O
 
 def cpu_smt(run: NodeRun, prediction: Prediction, topology: Topology) -> Outcome:
     out, obs = _one_pod(run, prediction, topology, "smt-odd")
-    if obs is None:
-        return out
-    if obs.admitted or obs.reason != "SMTAlignmentError":
+    if obs is not None and (obs.admitted or obs.reason != "SMTAlignmentError"):
         out.problems.append(
             f"smt-odd: a 1-CPU request under full-pcpus-only must be rejected with "
             f"SMTAlignmentError; kubelet: phase {obs.phase}, reason {obs.reason}"
@@ -173,10 +171,15 @@ def cpu_smt(run: NodeRun, prediction: Prediction, topology: Topology) -> Outcome
     for phase in run.plan.phases:
         names = [p.name for p in phase.adds if p.name in run.pods]
         for key, cpus in _exclusive_sets(run, prediction, names).items():
-            # A core the reservation splits can only be handed out in part.
-            partial = [c for c in cores if (c & cpus) and not (c - prediction.reserved) <= cpus]
+            # Only a core the reservation already splits may be handed out in part.
+            partial = [
+                c for c in cores if (c & cpus) and not c <= cpus and not c & prediction.reserved
+            ]
             if partial:
                 out.problems.append(f"{key}: CPUs {cpus} split physical cores {partial}")
+            out.observed[key] = str(cpus)
+    if out.not_exercised and len(out.observed) > 0:
+        out.not_exercised = None  # the whole-core rule ran on the exclusive sets
     return out
 
 

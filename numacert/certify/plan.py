@@ -298,7 +298,17 @@ def _phase_a_pods(p: _Planner) -> list[PodPlan]:
         p.add(plan)
 
     add(PodPlan("shared-0", pod("shared-0", [container("c")]), "shared pool baseline"))
-    hugepages = HUGEPAGES_PROBE if p.hugepages_2m >= HUGEPAGES_PROBE else 0
+    # Two pages on every NUMA node: under single-numa-node they must fit on one.
+    pages_per_node = min(
+        (
+            n.hugepages.get(2 * MiB, 0)
+            for n in p.topology.numa_nodes
+            if n.id in p.topology.cpu_numa_ids
+        ),
+        default=0,
+    )
+    enough = p.hugepages_2m >= HUGEPAGES_PROBE and pages_per_node * 2 * MiB >= HUGEPAGES_PROBE
+    hugepages = HUGEPAGES_PROBE if enough else 0
     if not hugepages:
         p.left_out["excl/hugepages"] = "needs-hugepages:2Mi"
     unit_m = p.unit * 1000
@@ -375,11 +385,10 @@ def _rejection_pods(p: _Planner) -> list[PodPlan]:
         )
         adds.append(toobig)
         p.add(toobig)
-    if (
-        p.config.cpu_option("full-pcpus-only")
-        and p.threads_per_core > 1
-        and p.free_cpus() >= p.unit
-    ):
+    full_cores = p.config.cpu_option("full-pcpus-only") and p.threads_per_core > 1
+    if full_cores and p.free_cpus() < p.unit:
+        p.left_out["smt-odd"] = f"needs-free-cpus:{p.unit}"
+    elif full_cores:
         odd = PodPlan(
             "smt-odd",
             pod("smt-odd", [container("c", guaranteed(1000))]),

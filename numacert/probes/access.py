@@ -35,12 +35,28 @@ class NodeAccess:
         return cls(testinfra.get_host(spec), spec, service)
 
     def run(self, command: str, check: bool = True) -> str:
-        result = self.host.run(command)  # type: ignore[attr-defined]
+        result = self._run_once_more_on_a_dropped_connection(command)
         if check and result.rc != 0:
             raise InfrastructureError(
                 f"on {self.spec}: `{command}` exited {result.rc}: {result.stderr.strip()[:300]}"
             )
         return result.stdout
+
+    def _run_once_more_on_a_dropped_connection(self, command: str):
+        """A node under load (the lab under TCG) can drop or refuse an idle ssh session; the
+        command is read-only or idempotent (cat, restart), so one fresh connection and one
+        more try are safe. A second failure is infrastructure: it raises."""
+        import testinfra
+
+        for attempt in (1, 2):
+            try:
+                return self.host.run(command)  # type: ignore[attr-defined]
+            except Exception as exc:  # noqa: BLE001 - paramiko/ssh raise many types
+                if attempt == 2:
+                    raise InfrastructureError(
+                        f"node access {self.spec}: `{command}` failed: {exc}"
+                    ) from None
+                self.host = testinfra.get_host(self.spec)
 
     def state_files(self) -> dict[str, dict | None]:
         """cpu_manager_state and memory_manager_state as JSON (None where a file is absent)."""

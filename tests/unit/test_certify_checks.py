@@ -477,13 +477,6 @@ def test_cpu_smt_a_core_the_reservation_splits_may_be_handed_out_in_part():
     assert "0,4" not in out.problems[0]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: cpu_smt's whole-core rule demands the whole of what the reservation leaves of "
-    "a core it splits; on an SMT4 node with reservedSystemCPUs 0-1 a correct kubelet gives excl "
-    "(4 CPUs) the 3 free threads of core 0,4,8,12 and 1 of core 1,5,9,13 (as the oracle "
-    "predicts: a core the reservation splits may be handed out in part), and CPU-SMT fails it",
-)
 def test_cpu_smt_part_of_a_core_the_reservation_splits():
     topology = generate(1, 2, 2, 4, "2Gi", {"2Mi": 2}, cpu_numbering="linux")
     override = dict(VARIANTS["full-pcpus"], reservedSystemCPUs="0-1")
@@ -506,16 +499,11 @@ def test_cpu_smt_smt_odd_planned_only_when_a_whole_core_could_be_free():
     assert c.prediction.pods["toobig"].admitted and "smt-odd" not in c.plan.pods()
     run = run_of(c)
     out = run_check("CPU-SMT", c, run)
-    assert out.problems == [] and out.not_exercised
+    # smt-odd is left out, but the whole-core rule still ran on the exclusive sets.
+    assert out.problems == [] and not out.not_exercised
+    assert c.plan.left_out["smt-odd"].startswith("needs-free-cpus")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: cpu_smt returns not_exercised as soon as smt-odd is not in the plan (which "
-    "it now is not when no whole core could be free in phase C), so the whole-core rule is "
-    "never applied to excl, pair, init and toobig, which still run there; a kubelet that "
-    "splits cores passes CPU-SMT whenever the oracle splits them the same way",
-)
 def test_cpu_smt_whole_cores_checked_when_smt_odd_is_left_out():
     c = smt_odd_left_out_case()
     run = run_of(c)
