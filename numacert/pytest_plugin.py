@@ -248,6 +248,15 @@ class ResultsRecorder:
         self.nodes: dict[str, dict] = {}
         self.started = datetime.now(UTC).isoformat(timespec="seconds")
 
+    def pytest_collection_finish(self, session) -> None:
+        """Every node under test has an entry, discovered or not: an interrupted run that
+        never reached a node still gives that node an (INCOMPLETE) verdict."""
+        for item in session.items:
+            callspec = getattr(item, "callspec", None)
+            node = callspec.params.get("node_name") if callspec is not None else None
+            if node is not None:
+                self.nodes.setdefault(node, {"name": node, "error": "not discovered"})
+
     @pytest.hookimpl(trylast=True)
     def pytest_runtest_logreport(self, report) -> None:
         props = dict(report.user_properties)

@@ -171,6 +171,8 @@ def run(**options) -> None:
     ):
         if path is not None:
             click.echo(f"{label:>15}: {path}")
+    code = exit_code(paths.verdicts)
     if status == pytest.ExitCode.INTERRUPTED:
         click.echo("numacert: interrupted; the report is partial (INCOMPLETE)", err=True)
-    raise click.exceptions.Exit(exit_code(paths.verdicts))
+        code = 1 if code == 1 else 3  # a failure seen before the interrupt still stands
+    raise click.exceptions.Exit(code)
