@@ -1,6 +1,6 @@
 """Smoke tests of the whole lab: the emulated 2-NUMA guest and its real kubelet report what the
 lab profile says. (What the kubelet does with pods is certified by the suites themselves:
-tests/lab/test_certify.py runs them against this lab.)
+tests/lab/test_run_certify.py runs them against this lab.)
 
 The session's `lab` fixture (numacert.fixtures.lab) brings the lab up with the default profile
 (static CPUs, single-numa-node, Memory Manager Static) unless it is already up with it, and puts
