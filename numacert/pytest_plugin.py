@@ -23,6 +23,8 @@ import pytest
 
 from numacert import __version__
 
+# Markers of what the fixtures and the discovery test print; the recorder reads them back from
+# the captured output (which travels with the report, under pytest-xdist too).
 EVIDENCE = "numacert-evidence: "
 NODE_EVIDENCE = "numacert-node: "
 
@@ -81,13 +83,13 @@ def pytest_addoption(parser) -> None:
 def _check_fragments(config) -> None:
     """A --require/--assume file that cannot be read is a usage error, before any test."""
     from numacert.errors import InputError
-    from numacert.kubelet.parse import from_dict, load_document
+    from numacert.kubelet.parse import load_fragment
 
     for flag in ("--require", "--assume"):
         path = config.getoption(flag, None)
         if path:
             try:
-                from_dict(load_document(path), flag)
+                load_fragment(path, flag)
             except InputError as exc:
                 raise pytest.UsageError(f"numacert: {flag}: {exc}") from None
 
@@ -154,13 +156,10 @@ def make_session(config):
 
 def _node_names(config) -> list[str]:
     from numacert.errors import InputError
-    from numacert.target import cluster_api, lab_node_names, select_nodes
+    from numacert.target import node_names
 
-    options = _target_options(config)
     try:
-        if options.wants_lab:
-            return lab_node_names(options)
-        return select_nodes(cluster_api(options.kubeconfig, options.context), options.nodes)
+        return node_names(_target_options(config))
     except InputError as exc:
         raise pytest.UsageError(f"numacert: {exc}") from None
 

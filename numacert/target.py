@@ -180,6 +180,14 @@ def lab_node_names(options: TargetOptions) -> list[str]:
     return [NODE_NAME]
 
 
+def node_names(options: TargetOptions) -> list[str]:
+    """The nodes the options name, checked without creating anything: the lab's (nothing is
+    started), or the cluster's (the API server is asked). InputError when wrong."""
+    if options.wants_lab:
+        return lab_node_names(options)
+    return select_nodes(cluster_api(options.kubeconfig, options.context), options.nodes)
+
+
 def _lab_target(options: TargetOptions) -> Target:
     from numacert.lab.lab import Lab
 

@@ -1,10 +1,11 @@
 """Run a plan on a node and record what the kubelet did: plain observations, no verdicts.
 
-Pods are created one at a time in plan order (the kubelet admits them in that order, as the
-oracle replays them), each observed when it runs or is rejected: phase, reason, message, the
-Warning event of a rejection, and every container's probe log. After phase A's pods run, the
-checkpoint re-reads every container once the reconcile period has passed, snapshots the
-kubelet's state files and admission metrics, and restarts the kubelet where node access allows.
+Pods are created in plan order, each once the one before is admitted (the kubelet admits them
+in that order, as the oracle replays them), and observed when they run or are rejected: phase,
+reason, message, the Warning event of a rejection, and every container's probe log. After
+phase A's pods run, the checkpoint re-reads every container once the reconcile period has
+passed, snapshots the kubelet's state files and admission metrics, and restarts the kubelet
+where node access allows.
 
 Every failure here is infrastructure (a timeout, an API error, a missing image): it raises, and
 the fixture that called it turns it into a JUnit error, never a failure.
@@ -69,7 +70,6 @@ class NodeRun:
     # read just before and after the kubelet restart, which sets every counter back to 0
     metrics_at_restart: tuple[dict[str, float], dict[str, float]] | None = None
     restarted: bool = False
-    restart_error: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
     pod_start_seconds: dict[str, float] = field(default_factory=dict)
 
@@ -180,7 +180,7 @@ class Runner:
             )
         logs = {}
         for name in _containers(pod_plan):
-            logs[name] = parse_log(pod_log(self.core, self.namespace, pod_plan.name, name))
+            logs[name] = self._log(pod_plan.name, name)
             if not logs[name].reports:
                 raise InfrastructureError(
                     f"pod {self.namespace}/{pod_plan.name} container {name} printed no report"
@@ -212,11 +212,7 @@ class Runner:
                 self.progress(f"{self.node}: kubelet restart with pinned pods running")
                 stopped = self._metrics(run)
                 start = time.monotonic()
-                try:
-                    self._restart_kubelet(access)
-                except InfrastructureError as exc:
-                    run.restart_error = str(exc)
-                    raise
+                self._restart_kubelet(access)
                 run.restarted = True
                 run.timings["checkpoint kubelet restart"] = time.monotonic() - start
                 started = self._metrics(run)

@@ -29,9 +29,9 @@ def _check_fragment(path: str | None, where: str) -> None:
     """A --require/--assume file must be a readable KubeletConfiguration fragment."""
     if path is None:
         return
-    from numacert.kubelet.parse import from_dict, load_document
+    from numacert.kubelet.parse import load_fragment
 
-    from_dict(load_document(path), where)
+    load_fragment(path, where)
 
 
 def _check_ids(ids) -> None:
@@ -48,13 +48,9 @@ def _check_ids(ids) -> None:
 def _check_target(kubeconfig, context, nodes) -> None:
     """Unknown nodes, an unreadable kubeconfig or an unreachable API server: InputError, and
     nothing created."""
-    from numacert.target import TargetOptions, cluster_api, lab_node_names, select_nodes
+    from numacert.target import TargetOptions, node_names
 
-    options = TargetOptions(kubeconfig=kubeconfig, context=context, nodes=nodes)
-    if options.wants_lab:
-        lab_node_names(options)
-    else:
-        select_nodes(cluster_api(kubeconfig, context), nodes)
+    node_names(TargetOptions(kubeconfig=kubeconfig, context=context, nodes=nodes))
 
 
 def _default_output_dir() -> Path:

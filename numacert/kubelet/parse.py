@@ -257,6 +257,14 @@ def load_document(path: str | Path) -> dict:
     return doc
 
 
+def load_fragment(path: str | Path, where: str | None = None) -> dict:
+    """A (partial) KubeletConfiguration file as a mapping, every field checked as the kubelet
+    would read it (`--require`, `--assume`); InputError names the file and the field."""
+    data = load_document(path)
+    from_dict(copy.deepcopy(data), where or str(path))
+    return data
+
+
 def load(path: str | Path) -> KubeletConfig:
     """Read and check a KubeletConfiguration file (see load_document for the forms)."""
     return from_dict(load_document(path), str(path))
