@@ -12,4 +12,7 @@ junit         rewrite pytest's JUnit (classname/name, strict flavour); junit_fil
 markdown      report.md
 html          report.html (template report.html.j2)
 write         write_reports (every file of a run) and summary_table (CLI)
+matrix        a policy matrix run: matrix.json -> MatrixVerdict, write_matrix_reports
+matrix_junit  every combination's JUnit merged into one file (and its strict flavour)
+matrix_render matrix.md and matrix.html (template matrix.html.j2)
 """

@@ -55,7 +55,7 @@ def rewrite_tree(root: ET.Element, results: Results, strict: bool = False) -> No
         if PREFIX + "check" in props and PREFIX + "node" in props:
             _rename(case, props, index.find(case, props), results, taken)
         if strict:
-            _make_strict(case)
+            make_strict(case)
 
 
 def case_properties(case: ET.Element) -> dict[str, str]:
@@ -136,7 +136,9 @@ def _add_comparison(case: ET.Element, record: CheckRecord) -> None:
         out.text = (out.text or "") + "\n" + text
 
 
-def _make_strict(case: ET.Element) -> None:
+def make_strict(case: ET.Element) -> None:
+    """Drop what junit-10.xsd does not allow on a testcase: its <properties>, and attributes
+    other than name, time, classname and group."""
     for props in case.findall("properties"):
         case.remove(props)
     for attr in [a for a in case.attrib if a not in STRICT_ATTRIBUTES]:
