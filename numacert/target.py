@@ -73,7 +73,7 @@ class Target:
         if self.lab is not None:
             # TCG makes sshd slow to answer under load: a generous connect timeout.
             spec = self.lab.vm().testinfra_spec("paramiko") + "&timeout=60"  # type: ignore[attr-defined]
-            access = NodeAccess.connect(spec, service="lab")
+            access = NodeAccess.connect(spec)
         elif self.node_access_spec:
             access = NodeAccess.connect(self.node_access_spec.replace("{node}", node))
         else:

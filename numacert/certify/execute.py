@@ -24,9 +24,11 @@ from numacert.probes.kube import (
     delete_pod,
     pod_events,
     pod_log,
+    ready_heartbeat,
     request_delete,
     wait_admitted,
     wait_pod,
+    wait_ready_after,
 )
 from numacert.probes.metrics import admission_counters
 from numacert.probes.report import REPORT_INTERVAL, ProbeLog, View, parse_log
@@ -253,22 +255,9 @@ class Runner:
     def _restart_kubelet(self, access) -> None:
         """Restart the kubelet and wait for the node to be Ready with a heartbeat newer than
         the last one before the restart (the node's clock, not ours)."""
-        last = self._ready_heartbeat()
+        last = ready_heartbeat(self.core, self.node)
         access.restart_kubelet()
-
-        def ready():
-            heartbeat = self._ready_heartbeat()
-            return heartbeat is not None and (last is None or heartbeat > last)
-
-        wait_until(ready, 300, f"node {self.node} Ready after the kubelet restart", poll=2.0)
-
-    def _ready_heartbeat(self):
-        """The Ready condition's last heartbeat while Ready is True, else None."""
-        node = self.core.read_node(self.node)
-        for cond in node.status.conditions or []:
-            if cond.type == "Ready" and cond.status == "True":
-                return cond.last_heartbeat_time
-        return None
+        wait_ready_after(self.core, self.node, last, 300, "after the kubelet restart")
 
     # ---- deletion, metrics ----------------------------------------------------------------
     def _delete(self, names: tuple[str, ...]) -> None:

@@ -11,11 +11,12 @@ import sys
 import click
 
 from numacert import __version__
-from numacert.errors import InputError, NumacertError
+from numacert.errors import InfrastructureError, InputError, NumacertError
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
+EXIT_INCOMPLETE = 3  # infrastructure failed: never reads as a bad node
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -26,12 +27,14 @@ def cli() -> None:
 
 def _register() -> None:
     # Imported here so that each command module stays independent of the others.
-    from numacert.cli import lab_cmd, predict_cmd, run_cmd, topology_cmd
+    from numacert.cli import lab_cmd, predict_cmd, restore_cmd, run_cmd, topology_cmd
 
     cli.add_command(predict_cmd.predict)
     cli.add_command(topology_cmd.topology)
     cli.add_command(lab_cmd.lab)
     cli.add_command(run_cmd.run)
+    cli.add_command(restore_cmd.restore)
+    cli.add_command(__import__("numacert.cli.matrix_cmd", fromlist=["_"]).plan)
     cli.add_command(__import__("numacert.cli.catalogue_cmd", fromlist=["_"]).catalogue)
 
 
@@ -54,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except click.exceptions.Exit as exc:
         return exc.exit_code
+    except InfrastructureError as exc:
+        click.echo(f"numacert: error: {exc}", err=True)
+        return EXIT_INCOMPLETE
     except NumacertError as exc:
         click.echo(f"numacert: error: {exc}", err=True)
         return EXIT_FAILED

@@ -47,10 +47,19 @@ def _check_ids(ids) -> None:
 
 def _check_target(kubeconfig, context, nodes) -> None:
     """Unknown nodes, an unreadable kubeconfig or an unreachable API server: InputError, and
-    nothing created."""
+    nothing created. A node a journal says is still changed is refused too: certifying it
+    would certify a configuration numacert put there, not the node's own."""
+    from numacert.providers.journal import Journal
     from numacert.target import TargetOptions, node_names
 
-    node_names(TargetOptions(kubeconfig=kubeconfig, context=context, nodes=nodes))
+    journal = Journal()
+    for node in node_names(TargetOptions(kubeconfig=kubeconfig, context=context, nodes=nodes)):
+        if journal.read(node) is not None:
+            raise InputError(
+                f"node {node} is still changed by an earlier run (journal {journal.path(node)});"
+                f" run `numacert restore --node {node}`",
+                "--nodes",
+            )
 
 
 def _default_output_dir() -> Path:
@@ -127,13 +136,42 @@ def pytest_args(out: Path, options: dict) -> list[str]:
 @click.option("--keep-lab", is_flag=True, help="leave a lab this run starts running")
 @click.option("--no-kubelet-restart", is_flag=True, help="skip the kubelet restart (NODE-RESTART)")
 @click.option("--junit-context", default="numacert", show_default=True, help="junit_<context>.xml")
+@click.option(
+    "--matrix",
+    help="apply each combination of this policy matrix (a file or a shipped name) to the "
+    "nodes in turn, certify each, and restore the nodes (see docs/matrix.md)",
+)
+@click.option(
+    "--provider",
+    type=click.Choice(["lab", "ssh"]),
+    help="with --matrix: how nodes are reconfigured (default: lab without --kubeconfig, else "
+    "ssh, which needs --node-access)",
+)
+@click.option(
+    "--ignore-opt-in-label",
+    is_flag=True,
+    help="with --matrix: reconfigure named nodes even without the label "
+    "numacert.io/certify=true (only for nodes you own outright)",
+)
 def run(**options) -> None:
     """Certify nodes as they are configured: every check that applies, JUnit and a verdict.
 
     With no --kubeconfig/--context, certifies the local lab node (brought up if needed).
-    Never changes a node's configuration.
+    Never changes a node's configuration, except with --matrix: then each combination is
+    applied in turn to the named, opted-in nodes, certified, and the nodes are put back.
     """
     import pytest
+
+    if options["matrix"]:
+        from numacert.cli.matrix_cmd import run_matrix
+
+        for flag in ("require", "assume"):
+            if options[flag]:
+                raise InputError("a matrix run requires each combination itself", f"--{flag}")
+        raise click.exceptions.Exit(run_matrix(options))
+    for flag in ("provider", "ignore_opt_in_label"):
+        if options[flag]:
+            raise InputError("only with --matrix", f"--{flag.replace('_', '-')}")
 
     from numacert.reports.verdict import exit_code
     from numacert.reports.write import summary_table, write_reports

@@ -34,7 +34,7 @@ from numacert.lab import hostdeps
 from numacert.lab.cache import cache_dir, cache_lock, content_key, keyed_dir
 
 # Bump when the build recipe changes in a way the hashed inputs below do not capture.
-RECIPE_VERSION = 2
+RECIPE_VERSION = 3
 
 SUITE = "bookworm"
 ENV_MIRROR = "NUMACERT_DEBIAN_MIRROR"
@@ -42,9 +42,14 @@ ENV_SECURITY_MIRROR = "NUMACERT_DEBIAN_SECURITY_MIRROR"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 DEFAULT_SECURITY_MIRROR = "http://deb.debian.org/debian-security"
 
-# What the guest runs. No systemd: /sbin/lab-init is PID 1.
+# What the guest runs. systemd is PID 1, as on a real node: the kubelet is a systemd unit laid
+# out as kubeadm's packages lay it out, so node access and the providers meet what they meet in
+# production (systemctl, a drop-in, /var/lib/kubelet/config.yaml, a flags file).
 GUEST_PACKAGES: tuple[str, ...] = (
     "linux-image-amd64",
+    "systemd",
+    "systemd-sysv",
+    "dbus",  # runc's and the kubelet's systemd cgroup driver talk to systemd over D-Bus
     "initramfs-tools",
     "containerd",
     "runc",
@@ -67,8 +72,9 @@ TEST_IMAGE = "numacert.local/busybox:1"
 # Applets the test image must have as commands; the build checks busybox offers them.
 TEST_IMAGE_REQUIRED_APPLETS = ("sh", "cat", "grep", "sleep", "head", "awk")
 
-_ASSETS = ("lab-init", "lab-kubelet", "containerd-config.toml", "10-lab-bridge.conflist",
-           "initramfs-modules", "customize.sh")
+_ASSETS = ("lab-setup", "lab-setup.service", "lab-images", "lab-images.service",
+           "kubelet.service", "10-kubeadm.conf", "containerd-config.toml",
+           "10-lab-bridge.conflist", "initramfs-modules", "customize.sh")
 
 
 @dataclass(frozen=True)
@@ -321,9 +327,13 @@ def _stage(stage: Path, oci_dir: Path, pubkey: bytes) -> None:
     """Lay out the files the customize hook copies over the root filesystem."""
     ov = stage / "overlay"
     files: dict[str, bytes] = {
-        # usrmerged bookworm: /sbin is a symlink to usr/sbin.
-        "usr/sbin/lab-init": _asset("lab-init"),
-        "usr/local/sbin/lab-kubelet": _asset("lab-kubelet"),
+        "usr/local/sbin/lab-setup": _asset("lab-setup"),
+        "usr/local/sbin/lab-images": _asset("lab-images"),
+        "etc/systemd/system/lab-setup.service": _asset("lab-setup.service"),
+        "etc/systemd/system/lab-images.service": _asset("lab-images.service"),
+        # Where kubeadm's deb packages put the kubelet unit and its drop-in.
+        "usr/lib/systemd/system/kubelet.service": _asset("kubelet.service"),
+        "usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf": _asset("10-kubeadm.conf"),
         "etc/containerd/config.toml": _asset("containerd-config.toml"),
         "etc/cni/net.d/10-lab-bridge.conflist": _asset("10-lab-bridge.conflist"),
         "etc/lab/images.list": "".join(f"{i.tar} {i.base_name}\n" for i in OCI_IMAGES).encode(),

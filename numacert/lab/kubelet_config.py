@@ -20,13 +20,20 @@ from numacert.kubelet.parse import from_dict, load_document, merge
 from numacert.kubelet.validate import derive_reserved_memory, validate
 from numacert.topology.model import Topology
 
-GUEST_PKI = "/etc/lab/pki"
+# Where kubeadm lays a node out: the cluster CA, the kubelet's serving certificate, its
+# kubeconfig, its configuration file and its flags file.
+CA_CERT = "/etc/kubernetes/pki/ca.crt"
+SERVING_CERT = "/var/lib/kubelet/pki/kubelet.crt"
+SERVING_KEY = "/var/lib/kubelet/pki/kubelet.key"
+KUBECONFIG = "/etc/kubernetes/kubelet.conf"
+CONFIG_FILE = "/var/lib/kubelet/config.yaml"
+FLAGS_FILE = "/var/lib/kubelet/kubeadm-flags.env"
 KUBELET_PORT = 10250
 
 LAB_BASE: dict = {
     "apiVersion": "kubelet.config.k8s.io/v1beta1",
     "kind": "KubeletConfiguration",
-    "cgroupDriver": "cgroupfs",
+    "cgroupDriver": "systemd",
     "containerRuntimeEndpoint": "unix:///run/containerd/containerd.sock",
     "failSwapOn": False,
     "address": "0.0.0.0",
@@ -35,11 +42,11 @@ LAB_BASE: dict = {
     "authentication": {
         "anonymous": {"enabled": False},
         "webhook": {"enabled": False},
-        "x509": {"clientCAFile": f"{GUEST_PKI}/ca.crt"},
+        "x509": {"clientCAFile": CA_CERT},
     },
     "authorization": {"mode": "AlwaysAllow"},
-    "tlsCertFile": f"{GUEST_PKI}/kubelet.crt",
-    "tlsPrivateKeyFile": f"{GUEST_PKI}/kubelet.key",
+    "tlsCertFile": SERVING_CERT,
+    "tlsPrivateKeyFile": SERVING_KEY,
     "rotateCertificates": False,
     "registerNode": True,
     "resolvConf": "/etc/resolv.conf",

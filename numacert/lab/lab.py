@@ -32,12 +32,14 @@ from numacert.errors import InfrastructureError, InputError
 from numacert.kubelet.config import KubeletConfig
 from numacert.kubelet.render import to_yaml
 from numacert.lab import binaries as lab_binaries
+from numacert.lab import kubelet_config as layout
 from numacert.lab.controlplane import ControlPlane
 from numacert.lab.image import build_image
-from numacert.lab.kubelet_config import GUEST_PKI, KUBELET_PORT, lab_kubelet_config
+from numacert.lab.kubelet_config import KUBELET_PORT, lab_kubelet_config
 from numacert.lab.profile import DEFAULT_PROFILE, LabProfile, load_lab_profile
 from numacert.lab.qemu import Ports as GuestPorts
 from numacert.lab.vm import VM, free_port
+from numacert.state import state_root
 from numacert.wait import wait_until
 
 # The node registers under this name: a hostname override that is an IP becomes the node's
@@ -52,8 +54,7 @@ def default_state_dir() -> Path:
     root = os.environ.get(ENV_STATE)
     if root:
         return Path(root).expanduser().absolute()
-    state_home = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(state_home) / "numacert" / "lab"
+    return state_root() / "lab"
 
 
 @dataclass
@@ -239,9 +240,17 @@ class Lab:
             )
         with self.progress.step(f"kubelet start, node {NODE_NAME} Ready"):
             started = time.time()
-            vm.ssh("lab-kubelet start", timeout=120, check=True)
+            vm.ssh("systemctl start kubelet", timeout=120, check=True)
             self.wait_node_ready(since=started, timeout=timeout)
+            self.label_node()
         return record
+
+    def label_node(self) -> None:
+        """The lab's node opts in to reconfiguration: it is numacert's own."""
+        from numacert.providers.safety import OPT_IN_LABEL
+
+        key, value = OPT_IN_LABEL.split("=")
+        self.core_api().patch_node(NODE_NAME, {"metadata": {"labels": {key: value}}})
 
     def _seed_disk(
         self, cp: ControlPlane, binaries: lab_binaries.Binaries, config: KubeletConfig
@@ -258,24 +267,22 @@ class Lab:
         shutil.copy2(serving.cert, stage / "kubelet.crt")
         shutil.copy2(serving.key, stage / "kubelet.key")
         shutil.copy2(cp.node_kubeconfig(NODE_NAME), stage / "kubelet.kubeconfig")
-        (stage / "kubelet.yaml").write_text(to_yaml(config))
-        flags = [
-            "--config=/etc/lab/kubelet.yaml",
-            "--kubeconfig=/etc/lab/kubelet.kubeconfig",
-            f"--hostname-override={NODE_NAME}",
-            f"--node-labels={LAB_LABEL}=true",
-            "--v=2",
-        ]
-        (stage / "kubelet.flags").write_text("\n".join(flags) + "\n")
+        (stage / "config.yaml").write_text(to_yaml(config))
+        flags = [f"--hostname-override={NODE_NAME}", f"--node-labels={LAB_LABEL}=true", "--v=2"]
+        (stage / "kubeadm-flags.env").write_text(f'KUBELET_KUBEADM_ARGS="{" ".join(flags)}"\n')
         (stage / "install.sh").write_text(
             "set -e\n"
             "cd /mnt/seed\n"
-            "install -m 0755 kubelet /usr/local/bin/kubelet\n"
-            f"install -d -m 0755 {GUEST_PKI}\n"
-            f"install -m 0644 ca.crt kubelet.crt {GUEST_PKI}/\n"
-            f"install -m 0600 kubelet.key {GUEST_PKI}/\n"
-            "install -m 0600 kubelet.kubeconfig /etc/lab/kubelet.kubeconfig\n"
-            "install -m 0644 kubelet.yaml kubelet.flags /etc/lab/\n"
+            "install -m 0755 kubelet /usr/bin/kubelet\n"
+            "install -d -m 0755 /etc/kubernetes/pki /var/lib/kubelet/pki\n"
+            f"install -m 0644 ca.crt {layout.CA_CERT}\n"
+            f"install -m 0644 kubelet.crt {layout.SERVING_CERT}\n"
+            f"install -m 0600 kubelet.key {layout.SERVING_KEY}\n"
+            f"install -m 0600 kubelet.kubeconfig {layout.KUBECONFIG}\n"
+            f"install -m 0644 config.yaml {layout.CONFIG_FILE}\n"
+            f"install -m 0644 kubeadm-flags.env {layout.FLAGS_FILE}\n"
+            "systemctl daemon-reload\n"
+            "systemctl enable kubelet.service\n"
         )
         size_mib = sum(f.stat().st_size for f in stage.iterdir()) // 2**20 + 32
         self.vm_dir.mkdir(parents=True, exist_ok=True)
@@ -342,7 +349,7 @@ class Lab:
             return self.node_ready(since)
 
         def kubelet_log() -> str:
-            _, log, _ = vm.ssh("tail -n 30 /var/log/kubelet.log", timeout=30)
+            _, log, _ = vm.ssh("journalctl -u kubelet -n 30 --no-pager", timeout=30)
             return f"kubelet log:\n{log}"
 
         wait_until(ready, timeout, f"node {NODE_NAME} to be Ready", 2.0, kubelet_log)
@@ -393,16 +400,16 @@ class Lab:
             self.evict_all_pods(timeout=300)
         with self.progress.step("kubelet stop, state files cleared, new configuration"):
             new.write(self.record_path)  # journal first: what the node is being changed to
-            vm.ssh("lab-kubelet stop", timeout=120, check=True)
+            vm.ssh("systemctl stop kubelet", timeout=120, check=True)
             vm.ssh(
                 "rm -f /var/lib/kubelet/cpu_manager_state /var/lib/kubelet/memory_manager_state",
                 timeout=60,
                 check=True,
             )
-            vm.put_text(new.kubelet_config, "/etc/lab/kubelet.yaml", mode=0o644)
+            vm.put_text(new.kubelet_config, layout.CONFIG_FILE, mode=0o644)
         with self.progress.step(f"kubelet start, node {NODE_NAME} Ready"):
             started = time.time()
-            vm.ssh("lab-kubelet start", timeout=120, check=True)
+            vm.ssh("systemctl start kubelet", timeout=120, check=True)
             self.wait_node_ready(since=started, timeout=timeout)
         live = self.kubelet_configz()
         for key, want in (

@@ -232,7 +232,7 @@ def qemu_args(
     """The qemu argv that boots the lab guest with exactly `topology`'s CPU/NUMA layout.
 
     Hugepage counts default to the topology's per-node 2Mi/1Gi counts. 2Mi pages are set by
-    lab-init at boot (lab.hugepages_2m=...); 1Gi pages need the kernel command line
+    lab-setup at boot (lab.hugepages_2m=...); 1Gi pages need the kernel command line
     (hugepagesz=1G hugepages=N:C,...) and at least (pages + 3) GiB on the node, because the
     kernel and firmware reservations fragment smaller nodes (measured: 2-3 GiB nodes fail).
     """
@@ -284,7 +284,7 @@ def qemu_args(
     for src, dst, val in distances:
         argv += ["-numa", f"dist,src={src},dst={dst},val={val}"]
 
-    append = ["console=ttyS0", "root=/dev/vda", "rw", "init=/sbin/lab-init", "panic=1",
+    append = ["console=ttyS0", "root=/dev/vda", "rw", "panic=1",
               "apparmor=0", "net.ifnames=0", f"lab.hostname={opts.hostname}"]
     if any(hp2.values()):
         append.append("lab.hugepages_2m=" + ",".join(str(hp2[n]) for n in nodes))

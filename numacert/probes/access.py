@@ -10,6 +10,7 @@ thing the suites do to a node besides running pods; it changes no configuration)
 
 from __future__ import annotations
 
+import base64
 import json
 import shlex
 from dataclasses import dataclass
@@ -22,17 +23,17 @@ STATE_FILES = {"cpu": "cpu_manager_state", "memory": "memory_manager_state"}
 
 @dataclass
 class NodeAccess:
-    """A testinfra host plus how its kubelet is restarted ("lab" or "systemd")."""
+    """A testinfra host on a node whose kubelet is the systemd unit `kubelet` (kubeadm's and
+    most distributions' layout; the lab guest is laid out the same way)."""
 
     host: object  # testinfra.host.Host
     spec: str
-    service: str = "systemd"
 
     @classmethod
-    def connect(cls, spec: str, service: str = "systemd") -> NodeAccess:
+    def connect(cls, spec: str) -> NodeAccess:
         import testinfra
 
-        return cls(testinfra.get_host(spec), spec, service)
+        return cls(testinfra.get_host(spec), spec)
 
     def run(self, command: str, check: bool = True) -> str:
         result = self._run_once_more_on_a_dropped_connection(command)
@@ -73,8 +74,30 @@ class NodeAccess:
                 raise InfrastructureError(f"{path} on {self.spec} is not JSON: {exc}") from None
         return out
 
+    # ---- files (the providers' backups and writes) -----------------------------------------
+    def exists(self, path: str) -> bool:
+        return self.run(f"test -f {shlex.quote(path)} && echo yes || true").strip() == "yes"
+
+    def read_bytes(self, path: str) -> bytes:
+        """A file's exact bytes (base64 on the wire: configuration files are small)."""
+        return base64.b64decode(self.run(f"base64 -w0 {shlex.quote(path)}"))
+
+    def file_mode(self, path: str) -> int:
+        return int(self.run(f"stat -c %a {shlex.quote(path)}").strip(), 8)
+
+    def write_bytes(self, path: str, data: bytes, mode: int = 0o644) -> None:
+        """Write `data` to `path` atomically (a temporary file renamed over it), creating the
+        directory: a crash mid-write leaves the old file or the new one, never half of one."""
+        q = shlex.quote(path)
+        tmp = shlex.quote(f"{path}.numacert-tmp")
+        blob = base64.b64encode(data).decode()
+        self.run(
+            f"mkdir -p \"$(dirname {q})\" && printf %s {blob} | base64 -d > {tmp} && "
+            f"chmod {mode:o} {tmp} && mv -f {tmp} {q}"
+        )
+
+    def remove(self, *paths: str) -> None:
+        self.run("rm -f " + " ".join(shlex.quote(p) for p in paths))
+
     def restart_kubelet(self) -> None:
-        if self.service == "lab":
-            self.run("lab-kubelet restart")
-        else:
-            self.run("systemctl restart kubelet")
+        self.run("systemctl restart kubelet")

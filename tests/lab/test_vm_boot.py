@@ -92,11 +92,19 @@ def test_init_reaps_orphans(guest: VM):
     assert zombies == "0"
 
 
-def test_kubelet_helper_present(guest: VM):
-    rc, out, _ = guest.ssh("/usr/local/sbin/lab-kubelet status")
-    assert rc == 3 and out.strip() == "stopped"
-    rc, _, err = guest.ssh("/usr/local/sbin/lab-kubelet start")
-    assert rc == 1 and "/usr/local/bin/kubelet missing" in err
+def test_node_laid_out_like_kubeadm(guest: VM):
+    """systemd is PID 1 and the kubelet unit is kubeadm's: a drop-in giving --config and the
+    flags file. The kubelet binary is not in the image (lab up installs it), so it is inactive."""
+    assert sh(guest, "cat /proc/1/comm") == "systemd"
+    unit = sh(guest, "systemctl cat kubelet.service")
+    assert "/usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf" in unit
+    assert "--config=/var/lib/kubelet/config.yaml" in unit
+    assert "EnvironmentFile=-/var/lib/kubelet/kubeadm-flags.env" in unit
+    rc, out, _ = guest.ssh("systemctl is-active kubelet")
+    assert rc != 0 and out.strip() == "inactive"
+    assert sh(guest, "systemctl is-active containerd ssh lab-setup lab-images").split() == [
+        "active"
+    ] * 4
 
 
 def test_testinfra_backends(guest: VM):

@@ -76,7 +76,7 @@ def test_default_shape_two_sockets_smt():
         "dist,src=0,dst=1,val=21", "dist,src=1,dst=0,val=21",
     ]
     append = append_of(argv)
-    for word in ("console=ttyS0", "root=/dev/vda", "init=/sbin/lab-init", "lab.hugepages_2m=64,64"):
+    for word in ("console=ttyS0", "root=/dev/vda", "lab.hugepages_2m=64,64"):
         assert word in append
     assert not any(w.startswith("hugepagesz=") for w in append)
     assert values(argv, "-kernel") == ["/c/vmlinuz"]

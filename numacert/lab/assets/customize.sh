@@ -6,7 +6,18 @@ root="$1"
 stage="$2"
 
 cp -a "$stage/overlay/." "$root/"
-chmod 0755 "$root/usr/sbin/lab-init" "$root/usr/local/sbin/lab-kubelet"
+chmod 0755 "$root/usr/local/sbin/lab-setup" "$root/usr/local/sbin/lab-images"
+
+# systemd units: the lab's two boot steps are enabled; the kubelet is enabled by `lab up` once
+# its binary and configuration are installed. Timers and gettys a test node never needs are
+# masked: under TCG every unit costs boot time.
+mkdir -p "$root/etc/systemd/system/sysinit.target.wants" "$root/etc/systemd/system/multi-user.target.wants"
+ln -sf /etc/systemd/system/lab-setup.service "$root/etc/systemd/system/sysinit.target.wants/lab-setup.service"
+ln -sf /etc/systemd/system/lab-images.service "$root/etc/systemd/system/multi-user.target.wants/lab-images.service"
+for unit in apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer e2scrub_reap.service \
+        fstrim.timer getty@tty1.service serial-getty@ttyS0.service systemd-timesyncd.service; do
+    ln -sf /dev/null "$root/etc/systemd/system/$unit"
+done
 chmod 0700 "$root/root/.ssh"
 chmod 0600 "$root/root/.ssh/authorized_keys"
 

@@ -1,0 +1,144 @@
+"""The journal of node changes: written before a node is touched, removed once it is restored.
+
+One JSON file per node, on the runner (`<state root>/journal/<node>.json`) and a copy on the
+node itself (`/var/lib/numacert/journal.json`). It holds what a restore needs even if the
+process that made the change was killed: how to reach the node and its cluster, the original
+bytes of every file the change writes (with their SHA-256 and mode), whether the node was
+cordoned before, and the kubelet's original /configz to compare with after the restore.
+While a journal exists, the node counts as changed: no other run may touch it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import socket
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from numacert.errors import InfrastructureError
+from numacert.state import state_root
+
+NODE_JOURNAL = "/var/lib/numacert/journal.json"
+
+
+@dataclass(frozen=True)
+class SavedFile:
+    path: str
+    content: bytes
+    mode: int
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.content).hexdigest()
+
+    def to_json(self) -> dict:
+        return {
+            "path": self.path,
+            "sha256": self.sha256,
+            "mode": f"{self.mode:o}",
+            "content_base64": base64.b64encode(self.content).decode(),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict, where: str) -> SavedFile:
+        saved = cls(data["path"], base64.b64decode(data["content_base64"]), int(data["mode"], 8))
+        if saved.sha256 != data["sha256"]:
+            raise InfrastructureError(f"{where}: the saved copy of {saved.path} is corrupt")
+        return saved
+
+
+@dataclass
+class JournalEntry:
+    """One changed node. `target` says how to reach it again: {"kind": "lab"} or
+    {"kind": "cluster", "kubeconfig": ..., "context": ..., "node_access": spec}."""
+
+    node: str
+    provider: str
+    target: dict
+    config_file: str
+    flags_files: list[str]
+    root_dir: str
+    files: list[SavedFile]
+    configz: dict  # the kubelet's /configz "kubeletconfig" before any change
+    was_unschedulable: bool
+    applied: str | None = None  # what the node runs now (a combination id), for people
+    runner: dict = field(default_factory=dict)
+    created: str = ""
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["files"] = [f.to_json() for f in self.files]
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict, where: str) -> JournalEntry:
+        try:
+            files = [SavedFile.from_json(f, where) for f in data.pop("files")]
+            return cls(files=files, **data)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InfrastructureError(f"{where}: not a numacert journal ({exc})") from None
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n"
+
+
+def journal_dir() -> Path:
+    return state_root() / "journal"
+
+
+def new_entry(**fields) -> JournalEntry:
+    return JournalEntry(
+        runner={"host": socket.gethostname(), "pid": os.getpid()},
+        created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **fields,
+    )
+
+
+class Journal:
+    """The runner's side: one file per node, written atomically (temp file + rename + fsync)."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = root or journal_dir()
+
+    def path(self, node: str) -> Path:
+        safe = "".join(c if c.isalnum() or c in "-._" else "_" for c in node)
+        return self.root / f"{safe}.json"
+
+    def write(self, entry: JournalEntry) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        final = self.path(entry.node)
+        tmp = final.with_suffix(".tmp")
+        with tmp.open("w") as f:
+            f.write(entry.dumps())
+            f.flush()
+            os.fsync(f.fileno())
+        tmp.replace(final)
+
+    def read(self, node: str) -> JournalEntry | None:
+        path = self.path(node)
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            return None
+        except json.JSONDecodeError as exc:
+            raise InfrastructureError(f"{path}: not JSON ({exc})") from None
+        return JournalEntry.from_json(data, str(path))
+
+    def remove(self, node: str) -> None:
+        self.path(node).unlink(missing_ok=True)
+
+    def nodes(self) -> list[str]:
+        """The nodes the journal says are changed."""
+        if not self.root.is_dir():
+            return []
+        out = []
+        for path in sorted(self.root.glob("*.json")):
+            try:
+                out.append(json.loads(path.read_text())["node"])
+            except (json.JSONDecodeError, KeyError, OSError):
+                out.append(path.stem)  # unreadable: still counts as changed
+        return out
