@@ -71,9 +71,7 @@ class Target:
         if node in self._access:
             return self._access[node]
         if self.lab is not None:
-            # TCG makes sshd slow to answer under load: a generous connect timeout.
-            spec = self.lab.vm().testinfra_spec("paramiko") + "&timeout=60"  # type: ignore[attr-defined]
-            access = NodeAccess.connect(spec)
+            access = NodeAccess.connect(self.lab.access_spec())  # type: ignore[attr-defined]
         elif self.node_access_spec:
             access = NodeAccess.connect(self.node_access_spec.replace("{node}", node))
         else:

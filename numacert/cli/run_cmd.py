@@ -9,6 +9,7 @@ certified, 3 incomplete (infrastructure errors, an interrupted run).
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 from pathlib import Path
 
@@ -49,12 +50,15 @@ def _check_target(kubeconfig, context, nodes) -> None:
     """Unknown nodes, an unreadable kubeconfig or an unreachable API server: InputError, and
     nothing created. A node a journal says is still changed is refused too: certifying it
     would certify a configuration numacert put there, not the node's own."""
+    from numacert.matrix.runner import ENV_RUNNER
     from numacert.providers.journal import Journal
     from numacert.target import TargetOptions, node_names
 
     journal = Journal()
+    parent = os.environ.get(ENV_RUNNER)
     for node in node_names(TargetOptions(kubeconfig=kubeconfig, context=context, nodes=nodes)):
-        if journal.read(node) is not None:
+        entry = journal.read(node)
+        if entry is not None and str(entry.runner.get("pid")) != parent:
             raise InputError(
                 f"node {node} is still changed by an earlier run (journal {journal.path(node)});"
                 f" run `numacert restore --node {node}`",

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
-from kubernetes.client.rest import ApiException
 
 from numacert.errors import InfrastructureError, InputError
 from numacert.kubelet.config import KubeletConfig
@@ -379,69 +378,47 @@ class Lab:
         return json.loads(self.kubelet_get("configz"))["kubeletconfig"]
 
     # ---- reconfigure -----------------------------------------------------------------------
+    def access_spec(self) -> str:
+        """The testinfra spec of the guest: real SSH (paramiko) with the lab's key; TCG makes
+        sshd slow to answer under load, hence the generous connect timeout."""
+        return self.vm().testinfra_spec("paramiko") + "&timeout=60"
+
+    def node_handle(self):
+        """The lab node as numacert.providers reach any node: API, SSH, /configz."""
+        from numacert.probes.access import NodeAccess
+        from numacert.providers.procedure import NodeHandle
+
+        return NodeHandle(NODE_NAME, self.core_api(), NodeAccess.connect(self.access_spec()),
+                          self.kubelet_configz, {"kind": "lab"})
+
     def reconfigure(
         self, kubelet_override: dict, override_source: str | None = None, timeout: float = 900.0
     ) -> LabRecord:
-        """Run the kubelet with the lab profile's base + `kubelet_override`.
+        """Run the kubelet with the lab profile's base + `kubelet_override`, through the
+        providers' procedure (numacert.providers.procedure.switch_kubelet: cordon, evict,
+        stop, state files removed, configuration written, start, Ready, /configz checked).
 
-        The new configuration is computed and validated before anything is touched. Then:
-        every pod on the node is deleted (the resource managers' state must start empty),
-        the kubelet is stopped, cpu_manager_state and memory_manager_state are removed, the
-        configuration is written, the kubelet is started, the node must be Ready again and the
-        kubelet's /configz must show the new policy.
+        The new configuration is computed and validated before anything is touched. This is
+        the lab's own configuration (recorded in lab.json), not a journaled change: nothing
+        restores it but another reconfigure.
         """
+        from numacert.probes.kube import set_unschedulable
+        from numacert.providers.procedure import check_policy, switch_kubelet
+
         record = self.record
         if record is None or not self._is_up():
             raise InputError("the lab is not up; run `numacert lab up` first", "lab")
         _, config = self.plan(record.profile, kubelet_override, override_source)
-        vm = self.vm()
         new = LabRecord(record.profile, record.k8s_version, to_yaml(config), override_source)
-        with self.progress.step("pods off the node"):
-            self.evict_all_pods(timeout=300)
-        with self.progress.step("kubelet stop, state files cleared, new configuration"):
+        handle = self.node_handle()
+        with self.progress.step("kubelet reconfigured (pods evicted, state files cleared)"):
             new.write(self.record_path)  # journal first: what the node is being changed to
-            vm.ssh("systemctl stop kubelet", timeout=120, check=True)
-            vm.ssh(
-                "rm -f /var/lib/kubelet/cpu_manager_state /var/lib/kubelet/memory_manager_state",
-                timeout=60,
-                check=True,
-            )
-            vm.put_text(new.kubelet_config, layout.CONFIG_FILE, mode=0o644)
-        with self.progress.step(f"kubelet start, node {NODE_NAME} Ready"):
-            started = time.time()
-            vm.ssh("systemctl start kubelet", timeout=120, check=True)
-            self.wait_node_ready(since=started, timeout=timeout)
-        live = self.kubelet_configz()
-        for key, want in (
-            ("cpuManagerPolicy", config.cpu_manager_policy),
-            ("topologyManagerPolicy", config.topology_manager_policy),
-            ("topologyManagerScope", config.topology_manager_scope),
-            ("memoryManagerPolicy", config.memory_manager_policy),
-        ):
-            if live.get(key) != want:
-                raise InfrastructureError(
-                    f"the kubelet runs with {key}={live.get(key)!r} after reconfigure, not {want!r}"
-                )
+            written = new.kubelet_config.encode()
+            switch_kubelet(handle, "/var/lib/kubelet", {layout.CONFIG_FILE: written},
+                           "after reconfigure")
+            check_policy(handle, written, "the lab reconfiguration")
+            set_unschedulable(handle.core, NODE_NAME, False)
         return new
-
-    def evict_all_pods(self, timeout: float = 300.0) -> None:
-        """Delete every pod bound to the lab node and wait until the API has none left."""
-        api = self.core_api()
-        selector = f"spec.nodeName={NODE_NAME}"
-        for pod in api.list_pod_for_all_namespaces(field_selector=selector).items:
-            try:
-                api.delete_namespaced_pod(
-                    pod.metadata.name, pod.metadata.namespace, grace_period_seconds=1
-                )
-            except ApiException as exc:
-                if exc.status != 404:  # already gone: what we wanted
-                    raise
-        wait_until(
-            lambda: not api.list_pod_for_all_namespaces(field_selector=selector).items,
-            timeout,
-            f"the pods on node {NODE_NAME} to go",
-            2.0,
-        )
 
     # ---- status / down ---------------------------------------------------------------------
     def status(self) -> dict:

@@ -15,6 +15,7 @@ execute()  one worker thread per node runs that node's queue: apply (the provide
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -43,6 +44,10 @@ from numacert.providers.safety import check_opt_in
 from numacert.topology.model import Topology
 
 CHILD_STOP_TIMEOUT = 180.0  # a child run needs this long to delete its pods after SIGINT
+# Tells a child `numacert run` which runner's journal it may ignore: the node it certifies is
+# changed on purpose, by its parent (any other run is refused while the journal exists).
+ENV_RUNNER = "NUMACERT_MATRIX_RUNNER"
+BAD_INPUT = 2
 
 
 @dataclass
@@ -237,8 +242,12 @@ class MatrixExecution:
                 self.record.update(resolved.id, status="not-run", timings={"apply": apply_s})
                 return
             certify_s, code = self._certify(node, resolved)
-            self.record.update(resolved.id, status="run",
-                               timings={"apply": round(apply_s, 1), "certify": round(certify_s, 1)})
+            timings = {"apply": round(apply_s, 1), "certify": round(certify_s, 1)}
+            if code == BAD_INPUT:  # the child refused to start: nothing was certified
+                self.record.update(resolved.id, status="error", timings=timings,
+                                   reason=f"numacert run refused: {self._last_line(resolved)}")
+            else:
+                self.record.update(resolved.id, status="run", timings=timings)
             self.echo(f"{node}: {resolved.id}: certified in {certify_s:.0f}s (exit {code})")
 
     def _certify(self, node: str, resolved: Resolved) -> tuple[float, int]:
@@ -252,14 +261,19 @@ class MatrixExecution:
                 "--junit-context", self.settings.junit_context, *self.settings.child_args]
         start = time.monotonic()
         with (run_dir / "run.log").open("w") as log:
+            env = dict(os.environ, **{ENV_RUNNER: str(os.getpid())})
             proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL)
+                                    stdin=subprocess.DEVNULL, env=env)
             with self.children_lock:
                 self.children[node] = proc
             code = proc.wait()
             with self.children_lock:
                 self.children.pop(node, None)
         return time.monotonic() - start, code
+
+    def _last_line(self, resolved: Resolved) -> str:
+        lines = (self.out / resolved.id / "run.log").read_text().strip().splitlines()
+        return lines[-1] if lines else "(no output)"
 
     def _stop_children(self) -> None:
         """Ask each child run to stop the way Ctrl-C does (it deletes its pods), then wait."""

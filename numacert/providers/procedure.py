@@ -145,15 +145,9 @@ class Reconfigurer:
         )
         entry.applied = label
         self._write_journal(handle, entry)
-        self._switch(handle, entry, {original.layout.config_file: new}, f"for {label}")
-        want = policy_view(yaml.safe_load(new))
-        live = policy_view(handle.configz())
-        wrong = {k: live[k] for k in POLICY_FIELDS if live[k] != want[k]}
-        if wrong:
-            raise InfrastructureError(
-                f"node {handle.name}: the kubelet runs {wrong} after applying {label}, not the "
-                "configuration written (was the file overridden by a flag?)"
-            )
+        switch_kubelet(handle, entry.root_dir, {original.layout.config_file: new},
+                       f"for {label}", echo=self.echo)
+        check_policy(handle, new, label)
         set_unschedulable(handle.core, handle.name, entry.was_unschedulable)
         return time.monotonic() - start
 
@@ -163,7 +157,7 @@ class Reconfigurer:
         start = time.monotonic()
         files = {f.path: f.content for f in entry.files}
         modes = {f.path: f.mode for f in entry.files}
-        self._switch(handle, entry, files, "after the restore", modes)
+        switch_kubelet(handle, entry.root_dir, files, "after the restore", modes, self.echo)
         live = policy_view(handle.configz())
         if live != policy_view(entry.configz):
             raise InfrastructureError(
@@ -200,31 +194,47 @@ class Reconfigurer:
         self.journal.write(entry)
         handle.access.write_bytes(NODE_JOURNAL, entry.dumps().encode(), 0o600)
 
-    def _switch(
-        self,
-        handle: NodeHandle,
-        entry: JournalEntry,
-        files: dict[str, bytes],
-        why: str,
-        modes: dict[str, int] | None = None,
-    ) -> None:
-        node, access, core = handle.name, handle.access, handle.core
-        self.echo(f"{node}: cordon, evict pods")
-        set_unschedulable(core, node, True)
-        evict_node_pods(core, node, EVICT_TIMEOUT)
-        self.echo(f"{node}: kubelet stop, state files removed, configuration written")
-        access.run("systemctl stop kubelet")
-        access.remove(*(f"{entry.root_dir}/{n}" for n in kubelet_layout.STATE_FILES))
-        for path, data in files.items():
-            mode = (modes or {}).get(path) or access.file_mode(path)
-            access.write_bytes(path, data, mode)
-        last = ready_heartbeat(core, node)
-        self.echo(f"{node}: kubelet start, waiting for Ready")
-        access.run("systemctl start kubelet")
 
-        def kubelet_log() -> str:
-            return "kubelet journal:\n" + access.run(
-                "journalctl -u kubelet -n 20 --no-pager 2>&1 || true", check=False
-            )
+def check_policy(handle: NodeHandle, written: bytes, label: str) -> None:
+    """InfrastructureError unless the kubelet's /configz shows the policy of the file written."""
+    want = policy_view(yaml.safe_load(written))
+    live = policy_view(handle.configz())
+    wrong = {k: live[k] for k in POLICY_FIELDS if live[k] != want[k]}
+    if wrong:
+        raise InfrastructureError(
+            f"node {handle.name}: the kubelet runs {wrong} after applying {label}, not the "
+            "configuration written (was the file overridden by a flag?)"
+        )
 
-        wait_ready_after(core, node, last, READY_TIMEOUT, why, kubelet_log)
+
+def switch_kubelet(
+    handle: NodeHandle,
+    root_dir: str,
+    files: dict[str, bytes],
+    why: str,
+    modes: dict[str, int] | None = None,
+    echo: Callable[[str], None] = lambda s: None,
+) -> None:
+    """The procedure itself: cordon, evict, stop the kubelet, remove its state files, write
+    `files`, start it, wait for Ready with a heartbeat newer than the last one before. Leaves
+    the node cordoned: the caller decides (it knows whether it was cordoned before)."""
+    node, access, core = handle.name, handle.access, handle.core
+    echo(f"{node}: cordon, evict pods")
+    set_unschedulable(core, node, True)
+    evict_node_pods(core, node, EVICT_TIMEOUT)
+    echo(f"{node}: kubelet stop, state files removed, configuration written")
+    access.run("systemctl stop kubelet")
+    access.remove(*(f"{root_dir}/{n}" for n in kubelet_layout.STATE_FILES))
+    for path, data in files.items():
+        mode = (modes or {}).get(path) or access.file_mode(path)
+        access.write_bytes(path, data, mode)
+    last = ready_heartbeat(core, node)
+    echo(f"{node}: kubelet start, waiting for Ready")
+    access.run("systemctl start kubelet")
+
+    def kubelet_log() -> str:
+        return "kubelet journal:\n" + access.run(
+            "journalctl -u kubelet -n 20 --no-pager 2>&1 || true", check=False
+        )
+
+    wait_ready_after(core, node, last, READY_TIMEOUT, why, kubelet_log)

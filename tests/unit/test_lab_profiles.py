@@ -108,7 +108,7 @@ def test_reconfigure_refuses_a_bad_configuration_before_touching_the_node(tmp_pa
     LabRecord("default", "v1.37.2", "kind: KubeletConfiguration\n", None).write(lab.record_path)
     touched: list[str] = []
     monkeypatch.setattr(Lab, "_is_up", lambda self: True)
-    monkeypatch.setattr(Lab, "evict_all_pods", lambda self, timeout=0: touched.append("evict"))
+    monkeypatch.setattr(Lab, "node_handle", lambda self: touched.append("node"))
     monkeypatch.setattr(Lab, "vm", lambda self: touched.append("vm"))
     with pytest.raises(InputError) as exc:
         lab.reconfigure({"cpuManagerPolicy": "dynamic"}, "bad.yaml")

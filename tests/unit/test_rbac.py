@@ -49,8 +49,7 @@ MATRIX_REQUIRED = {
     # probes.kube.set_unschedulable: cordon/uncordon around a reconfiguration (lab.Lab labels
     # its own node with it too)
     "patch_node": ("", "nodes", "patch"),
-    # probes.kube.evict_node_pods: the pods bound to the node, in any namespace (and the lab's
-    # own evict_all_pods)
+    # probes.kube.evict_node_pods: the pods bound to the node, in any namespace
     "list_pod_for_all_namespaces": ("", "pods", "list"),
     # probes.kube.evict_node_pods: the Eviction API
     "create_namespaced_pod_eviction": ("", "pods/eviction", "create"),
