@@ -12,7 +12,8 @@ for a pinned Kubernetes version. Where the binaries come from is the `source`:
 - ``dir``: binaries the user already has, in one directory; each must run ``--version``.
 - ``auto``: a complete cache first, then ``release`` (unless offline), then ``build``.
 
-Everything lands under the numacert cache dir, keyed by version, and a second call reuses it:
+Everything lands under the numacert cache dir (numacert.lab.cache), keyed by version, and a
+second call reuses it; one process at a time builds or downloads each entry (cache_lock):
     <cache>/k8s-build/<version>/{go.mod,tools.go,go.sum,build.log,bin/}
     <cache>/k8s-release/<version>/bin/
     <cache>/etcd-build/<etcd version>/{go.mod,main.go,build.log,bin/etcd}
@@ -22,16 +23,13 @@ Everything lands under the numacert cache dir, keyed by version, and a second ca
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
 import re
 import shutil
-import subprocess
 import tarfile
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
@@ -39,6 +37,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from numacert.errors import InfrastructureError, InputError
+from numacert.lab.cache import cache_lock, keyed_dir
+from numacert.proc import CommandTimedOut, run, tail
+from numacert.progress import Progress, as_progress
 
 DEFAULT_K8S_VERSION = "v1.37.2"
 # k8s.io/kubernetes v1.37.x requires the go.etcd.io/etcd v3.7 client; the newest v3.7 patch
@@ -62,6 +63,9 @@ BUILD_TIMEOUT_S = 3600.0
 TIDY_TIMEOUT_S = 1800.0
 DOWNLOAD_CONNECT_TIMEOUT_S = 10.0
 VERSION_TIMEOUT_S = 60.0
+# How long a second numacert waits for another one building (or downloading) the same entry.
+BUILD_LOCK_TIMEOUT_S = 6 * 3600.0
+DOWNLOAD_LOCK_TIMEOUT_S = 3600.0
 
 _VERSION_RE = re.compile(r"^v(\d+)\.(\d+)\.(\d+)$")
 _STAGING_RE = re.compile(
@@ -334,21 +338,6 @@ def find_module_refusal(output: str) -> ModuleFetchError | None:
 # cache and environment
 
 
-def cache_root() -> Path:
-    """numacert's cache dir: cache.cache_dir() when that module exists, else NUMACERT_CACHE or
-    ~/.cache/numacert."""
-    try:
-        from numacert.lab import cache as _cache  # written by another part of the lab
-
-        fn = getattr(_cache, "cache_dir", None)
-        if callable(fn):
-            return Path(fn())
-    except ImportError:
-        pass
-    env = os.environ.get("NUMACERT_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "numacert"
-
-
 def is_offline() -> bool:
     return os.environ.get("NUMACERT_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
@@ -364,54 +353,13 @@ def go_binary() -> str:
 
 
 @contextlib.contextmanager
-def _locked(directory: Path) -> Iterator[None]:
-    """One builder per cache entry: a second numacert waits instead of building twice."""
-    directory.mkdir(parents=True, exist_ok=True)
-    with (directory / ".lock").open("w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
-# --------------------------------------------------------------------------------------------
-# progress (rich when available and useful, silent otherwise)
-
-
-class _Progress:
-    def __init__(self, enabled: bool) -> None:
-        self._p = None
-        if enabled:
-            try:
-                from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-                self._p = Progress(SpinnerColumn(), TextColumn("{task.description}"),
-                                   TimeElapsedColumn(), transient=False)
-            except ImportError:
-                self._p = None
-
-    def __enter__(self) -> _Progress:
-        if self._p is not None:
-            self._p.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._p is not None:
-            self._p.stop()
-
-    @contextlib.contextmanager
-    def step(self, description: str) -> Iterator[None]:
-        if self._p is None:
-            yield
-            return
-        task = self._p.add_task(description, total=1)
-        try:
-            yield
-        except BaseException:
-            self._p.update(task, description=f"[red]{description} (failed)")
-            raise
-        self._p.update(task, completed=1, description=f"[green]{description}")
+def _entry(kind: str, version: str, timeout: float) -> Iterator[Path]:
+    """`<cache>/<kind>/<version>`, created, held by this process only (a second numacert
+    waits for the first instead of building twice)."""
+    directory = keyed_dir(kind, version)
+    with cache_lock(f"{kind}-{version}", timeout=timeout):
+        directory.mkdir(parents=True, exist_ok=True)
+        yield directory
 
 
 # --------------------------------------------------------------------------------------------
@@ -422,44 +370,23 @@ def _run_logged(argv: Sequence[str], cwd: Path, log: Path, what: str, timeout: f
                 env: dict[str, str] | None = None) -> tuple[str, float]:
     """Run a command, append its output to `log`, return (output, seconds). A timeout or a
     failure raises an error naming `what` and the log; a proxy refusal names module@version."""
-    start = time.monotonic()
-    with log.open("a") as lf:
-        lf.write(f"\n=== {what}: {' '.join(argv)} (cwd {cwd})\n")
-        lf.flush()
-        proc = subprocess.Popen(list(argv), cwd=cwd, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
-        try:
-            out, _ = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, 9)
-            proc.communicate()
-            lf.write(f"=== {what}: TIMEOUT after {timeout:.0f}s\n")
-            raise BuildError(
-                f"timed out after {timeout:.0f}s waiting for {what} (log: {log})") from None
-        except BaseException:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, 9)
-            proc.communicate()
-            raise
-        took = time.monotonic() - start
-        lf.write(out)
-        lf.write(f"=== {what}: exit {proc.returncode} after {took:.0f}s\n")
-    if proc.returncode != 0:
-        refusal = find_module_refusal(out)
+    try:
+        result = run(argv, what, timeout, log=log, cwd=cwd, env=env, check=False)
+    except CommandTimedOut as exc:
+        raise BuildError(str(exc)) from None
+    if result.returncode != 0:
+        refusal = find_module_refusal(result.output)
         if refusal is not None:
             refusal.args = (f"{refusal.args[0]} (during {what}; log: {log})",)
             raise refusal
-        tail = "\n".join(out.strip().splitlines()[-15:])
-        raise BuildError(f"{what} failed with exit status {proc.returncode} (log: {log}):\n{tail}")
-    return out, took
+        raise BuildError(f"{what} failed with exit status {result.returncode} (log: {log}):\n"
+                         f"{tail(result.output, 15)}")
+    return result.output, result.seconds
 
 
 def _go_env() -> dict[str, str]:
-    # Inherit GOFLAGS, GOMODCACHE, GOCACHE, GOPROXY...; force a static, reproducible build.
-    env = dict(os.environ)
-    env["CGO_ENABLED"] = "0"
-    return env
+    # Set on top of the inherited GOFLAGS, GOMODCACHE, GOCACHE, GOPROXY...: a static build.
+    return {"CGO_ENABLED": "0"}
 
 
 def _version_tuple(v: str) -> tuple[int, ...]:
@@ -467,8 +394,8 @@ def _version_tuple(v: str) -> tuple[int, ...]:
 
 
 def _check_go_version(required: str, go: str, log: Path) -> None:
-    out = subprocess.run([go, "env", "GOVERSION"], capture_output=True, text=True,
-                         timeout=VERSION_TIMEOUT_S).stdout.strip()
+    out = run([go, "env", "GOVERSION"], "`go env GOVERSION`", VERSION_TIMEOUT_S,
+              check=False).stdout.strip()
     have = out.removeprefix("go")
     toolchain = os.environ.get("GOTOOLCHAIN", "")
     if have and _version_tuple(have) < _version_tuple(required) and toolchain in ("", "local"):
@@ -482,16 +409,11 @@ def _mod_download(module: str, version: str, cwd: Path, log: Path) -> dict[str, 
     """`go mod download -json module@version` -> its JSON record; an Error is a refusal."""
     go = go_binary()
     argv = [go, "mod", "download", "-json", f"{module}@{version}"]
-    with log.open("a") as lf:
-        lf.write(f"\n=== go mod download {module}@{version}\n")
     try:
-        proc = subprocess.run(argv, cwd=cwd, env=_go_env(), capture_output=True, text=True,
-                              timeout=TIDY_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        raise BuildError(f"timed out after {TIDY_TIMEOUT_S:.0f}s waiting for "
-                         f"`go mod download {module}@{version}` (log: {log})") from None
-    with log.open("a") as lf:
-        lf.write(proc.stdout + proc.stderr)
+        proc = run(argv, f"`go mod download {module}@{version}`", TIDY_TIMEOUT_S, log=log,
+                   cwd=cwd, env=_go_env(), check=False)
+    except CommandTimedOut as exc:
+        raise BuildError(str(exc)) from None
     try:
         info = json.loads(proc.stdout) if proc.stdout.strip() else {}
     except json.JSONDecodeError:
@@ -511,15 +433,8 @@ def _mod_download(module: str, version: str, cwd: Path, log: Path) -> dict[str, 
 
 def version_output(path: Path, timeout: float = VERSION_TIMEOUT_S) -> str:
     """What `<binary> --version` prints; an error names the binary if it cannot run."""
-    try:
-        proc = subprocess.run([str(path), "--version"], capture_output=True, text=True,
-                              timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise InfrastructureError(
-            f"timed out after {timeout:.0f}s waiting for `{path} --version`") from None
-    except OSError as exc:
-        raise InfrastructureError(f"{path} cannot run: {exc}") from None
-    out = (proc.stdout + proc.stderr).strip()
+    proc = run([path, "--version"], f"`{path} --version`", timeout, check=False)
+    out = proc.output.strip()
     if proc.returncode != 0:
         raise InfrastructureError(f"`{path} --version` exited {proc.returncode}: {out[-300:]}")
     return out
@@ -591,93 +506,93 @@ def _record(bindir: Path, name: str, version: str) -> None:
 
 
 def k8s_build_dir(version: str) -> Path:
-    return cache_root() / "k8s-build" / version
+    return keyed_dir("k8s-build", version)
 
 
 def etcd_build_dir(etcd_version: str) -> Path:
-    return cache_root() / "etcd-build" / etcd_version
+    return keyed_dir("etcd-build", etcd_version)
 
 
 def build_kubernetes(version: str, components: Sequence[str] = K8S_COMPONENTS,
-                     progress: bool = True) -> dict[str, Path]:
+                     progress: bool | Progress = True) -> dict[str, Path]:
     """Build `components` of Kubernetes `version` in the wrapper module under the cache dir.
     Components already built there are reused; returns {component: path}."""
     parse_version(version)
     wdir = k8s_build_dir(version)
     bindir = wdir / "bin"
     log = wdir / "build.log"
-    with _locked(wdir):
-        bindir.mkdir(parents=True, exist_ok=True)
+    with _entry("k8s-build", version, BUILD_LOCK_TIMEOUT_S):
+        bindir.mkdir(exist_ok=True)
         missing = [c for c in components if not _cached_ok(bindir, c, version)]
         if not missing:
             return {c: bindir / c for c in components}
         go = go_binary()
         env = _go_env()
-        with _Progress(progress) as prog:
-            gomod = wdir / "go.mod"
-            tools = wdir / "tools.go"
-            # Every component any build in this dir may want, so that tidy runs once.
-            wanted = list(dict.fromkeys([*K8S_COMPONENTS, *components]))
-            existing_tools = tools.read_text() if tools.exists() else ""
-            need_tools = any(f"/cmd/{c}\"" not in existing_tools for c in wanted)
-            if not gomod.exists() or not (wdir / "go.sum").exists() or need_tools:
-                with prog.step(f"k8s.io/kubernetes@{version}: fetch go.mod"):
-                    info = _mod_download("k8s.io/kubernetes", version, wdir, log)
-                    k8s_gomod = Path(info["GoMod"]).read_text()
-                    required_go = go_directive(k8s_gomod)
-                    if required_go:
-                        _check_go_version(required_go, go, log)
-                    if not gomod.exists() or need_tools:
-                        gomod.write_text(wrapper_gomod(k8s_gomod, version))
-                    tools.write_text(tools_go(wanted))
-                with prog.step(f"k8s.io/kubernetes@{version}: go mod tidy"):
-                    _run_logged([go, "mod", "tidy"], wdir, log,
-                                f"`go mod tidy` for k8s.io/kubernetes@{version}",
-                                TIDY_TIMEOUT_S, env)
-            ldflags = version_ldflags(version)
-            for c in missing:
-                with prog.step(f"build {c} {version}"):
-                    tmp = bindir / f".{c}.tmp"
-                    _, took = _run_logged(
-                        [go, "build", "-trimpath", "-ldflags", ldflags, "-o", str(tmp),
-                         f"k8s.io/kubernetes/cmd/{c}"],
-                        wdir, log, f"`go build` of {c} {version}", BUILD_TIMEOUT_S, env)
-                    tmp.replace(bindir / c)  # appears only when complete
-                    with log.open("a") as lf:
-                        lf.write(f"{c} done {took:.0f}s\n")
-                    _record(bindir, c, version)
+        prog = as_progress(progress)
+        gomod = wdir / "go.mod"
+        tools = wdir / "tools.go"
+        # Every component any build in this dir may want, so that tidy runs once.
+        wanted = list(dict.fromkeys([*K8S_COMPONENTS, *components]))
+        existing_tools = tools.read_text() if tools.exists() else ""
+        need_tools = any(f"/cmd/{c}\"" not in existing_tools for c in wanted)
+        if not gomod.exists() or not (wdir / "go.sum").exists() or need_tools:
+            with prog.step(f"k8s.io/kubernetes@{version}: fetch go.mod"):
+                info = _mod_download("k8s.io/kubernetes", version, wdir, log)
+                k8s_gomod = Path(info["GoMod"]).read_text()
+                required_go = go_directive(k8s_gomod)
+                if required_go:
+                    _check_go_version(required_go, go, log)
+                if not gomod.exists() or need_tools:
+                    gomod.write_text(wrapper_gomod(k8s_gomod, version))
+                tools.write_text(tools_go(wanted))
+            with prog.step(f"k8s.io/kubernetes@{version}: go mod tidy"):
+                _run_logged([go, "mod", "tidy"], wdir, log,
+                            f"`go mod tidy` for k8s.io/kubernetes@{version}",
+                            TIDY_TIMEOUT_S, env)
+        ldflags = version_ldflags(version)
+        for c in missing:
+            with prog.step(f"build {c} {version}"):
+                tmp = bindir / f".{c}.tmp"
+                _, took = _run_logged(
+                    [go, "build", "-trimpath", "-ldflags", ldflags, "-o", str(tmp),
+                     f"k8s.io/kubernetes/cmd/{c}"],
+                    wdir, log, f"`go build` of {c} {version}", BUILD_TIMEOUT_S, env)
+                tmp.replace(bindir / c)  # appears only when complete
+                with log.open("a") as lf:
+                    lf.write(f"{c} done {took:.0f}s\n")
+                _record(bindir, c, version)
     return {c: bindir / c for c in components}
 
 
-def build_etcd(etcd_version: str, progress: bool = True) -> Path:
+def build_etcd(etcd_version: str, progress: bool | Progress = True) -> Path:
     """Build etcd `etcd_version` from the Go module proxy (wrapper main calling etcdmain.Main)."""
     wdir = etcd_build_dir(etcd_version)
     bindir = wdir / "bin"
     log = wdir / "build.log"
-    with _locked(wdir):
-        bindir.mkdir(parents=True, exist_ok=True)
+    with _entry("etcd-build", etcd_version, BUILD_LOCK_TIMEOUT_S):
+        bindir.mkdir(exist_ok=True)
         if _cached_ok(bindir, "etcd", etcd_version):
             return bindir / "etcd"
         go = go_binary()
         env = _go_env()
-        with _Progress(progress) as prog:
-            with prog.step(f"go.etcd.io/etcd/server/v3@{etcd_version}: fetch and tidy"):
-                info = _mod_download("go.etcd.io/etcd/server/v3", etcd_version, wdir, log)
-                gov = go_directive(Path(info["GoMod"]).read_text()) or "1.22"
-                _check_go_version(gov, go, log)
-                (wdir / "go.mod").write_text(etcd_wrapper_gomod(etcd_version, gov))
-                (wdir / "main.go").write_text(ETCD_MAIN_GO)
-                _run_logged([go, "mod", "tidy"], wdir, log,
-                            f"`go mod tidy` for etcd {etcd_version}", TIDY_TIMEOUT_S, env)
-            with prog.step(f"build etcd {etcd_version}"):
-                tmp = bindir / ".etcd.tmp"
-                ldflags = f"-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=module-{etcd_version}"
-                _, took = _run_logged(
-                    [go, "build", "-trimpath", "-ldflags", ldflags, "-o", str(tmp), "."],
-                    wdir, log, f"`go build` of etcd {etcd_version}", BUILD_TIMEOUT_S, env)
-                tmp.replace(bindir / "etcd")
-                with log.open("a") as lf:
-                    lf.write(f"etcd done {took:.0f}s\n")
+        prog = as_progress(progress)
+        with prog.step(f"go.etcd.io/etcd/server/v3@{etcd_version}: fetch and tidy"):
+            info = _mod_download("go.etcd.io/etcd/server/v3", etcd_version, wdir, log)
+            gov = go_directive(Path(info["GoMod"]).read_text()) or "1.22"
+            _check_go_version(gov, go, log)
+            (wdir / "go.mod").write_text(etcd_wrapper_gomod(etcd_version, gov))
+            (wdir / "main.go").write_text(ETCD_MAIN_GO)
+            _run_logged([go, "mod", "tidy"], wdir, log,
+                        f"`go mod tidy` for etcd {etcd_version}", TIDY_TIMEOUT_S, env)
+        with prog.step(f"build etcd {etcd_version}"):
+            tmp = bindir / ".etcd.tmp"
+            ldflags = f"-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=module-{etcd_version}"
+            _, took = _run_logged(
+                [go, "build", "-trimpath", "-ldflags", ldflags, "-o", str(tmp), "."],
+                wdir, log, f"`go build` of etcd {etcd_version}", BUILD_TIMEOUT_S, env)
+            tmp.replace(bindir / "etcd")
+            with log.open("a") as lf:
+                lf.write(f"etcd done {took:.0f}s\n")
         got = _reported_version("etcd", version_output(bindir / "etcd"))
         if got != etcd_version:
             raise BuildError(f"built etcd reports {got}, expected {etcd_version} (log: {log})")
@@ -702,54 +617,56 @@ def _urlopen_fetch(url: str, dest: Path, timeout: float) -> None:
 
 
 def k8s_release_dir(version: str) -> Path:
-    return cache_root() / "k8s-release" / version
+    return keyed_dir("k8s-release", version)
 
 
 def etcd_release_dir(etcd_version: str) -> Path:
-    return cache_root() / "etcd-release" / etcd_version
+    return keyed_dir("etcd-release", etcd_version)
 
 
 def download_kubernetes(version: str, components: Sequence[str] = K8S_COMPONENTS,
                         fetch: Fetcher = _urlopen_fetch, base: str = RELEASE_BASE_URL,
-                        arch: str = "amd64", progress: bool = True,
+                        arch: str = "amd64", progress: bool | Progress = True,
                         timeout: float = DOWNLOAD_CONNECT_TIMEOUT_S) -> dict[str, Path]:
     """Download release binaries and check each against its published .sha256."""
     parse_version(version)
     rdir = k8s_release_dir(version)
     bindir = rdir / "bin"
-    with _locked(rdir):
-        bindir.mkdir(parents=True, exist_ok=True)
-        with _Progress(progress) as prog:
-            for c in components:
-                if _cached_ok(bindir, c, version):
-                    continue
-                with prog.step(f"download {c} {version}"), \
-                        tempfile.TemporaryDirectory(dir=rdir) as td:
-                    sumfile = Path(td) / f"{c}.sha256"
-                    fetch(release_checksum_url(version, c, arch, base=base), sumfile, timeout)
-                    expected = parse_sha256(sumfile.read_text(), c)
-                    tmp = Path(td) / c
-                    fetch(release_url(version, c, arch, base=base), tmp, timeout)
-                    verify_sha256(tmp, expected, f"{c} {version}")
-                    tmp.chmod(0o755)
-                    tmp.replace(bindir / c)
-                check_binary(bindir / c, c, version)
-                _record(bindir, c, version)
+    with _entry("k8s-release", version, DOWNLOAD_LOCK_TIMEOUT_S):
+        bindir.mkdir(exist_ok=True)
+        prog = as_progress(progress)
+        for c in components:
+            if _cached_ok(bindir, c, version):
+                continue
+            with prog.step(f"download {c} {version}"), \
+                    tempfile.TemporaryDirectory(dir=rdir) as td:
+                sumfile = Path(td) / f"{c}.sha256"
+                fetch(release_checksum_url(version, c, arch, base=base), sumfile, timeout)
+                expected = parse_sha256(sumfile.read_text(), c)
+                tmp = Path(td) / c
+                fetch(release_url(version, c, arch, base=base), tmp, timeout)
+                verify_sha256(tmp, expected, f"{c} {version}")
+                tmp.chmod(0o755)
+                tmp.replace(bindir / c)
+            check_binary(bindir / c, c, version)
+            _record(bindir, c, version)
     return {c: bindir / c for c in components}
 
 
 def download_etcd(etcd_version: str, fetch: Fetcher = _urlopen_fetch,
-                  base: str = ETCD_RELEASE_BASE_URL, arch: str = "amd64", progress: bool = True,
+                  base: str = ETCD_RELEASE_BASE_URL, arch: str = "amd64",
+                  progress: bool | Progress = True,
                   timeout: float = DOWNLOAD_CONNECT_TIMEOUT_S) -> Path:
     """Download etcd's release tarball, check it against SHA256SUMS, extract the etcd binary."""
     rdir = etcd_release_dir(etcd_version)
     bindir = rdir / "bin"
-    with _locked(rdir):
-        bindir.mkdir(parents=True, exist_ok=True)
+    with _entry("etcd-release", etcd_version, DOWNLOAD_LOCK_TIMEOUT_S):
+        bindir.mkdir(exist_ok=True)
         if _cached_ok(bindir, "etcd", etcd_version):
             return bindir / "etcd"
         tarname = f"etcd-{etcd_version}-linux-{arch}.tar.gz"
-        with _Progress(progress) as prog, prog.step(f"download etcd {etcd_version}"), \
+        prog = as_progress(progress)
+        with prog.step(f"download etcd {etcd_version}"), \
                 tempfile.TemporaryDirectory(dir=rdir) as td:
             sums = Path(td) / "SHA256SUMS"
             fetch(etcd_checksum_url(etcd_version, base), sums, timeout)
@@ -852,7 +769,7 @@ def _system_kubectl() -> Path | None:
 def resolve(version: str = DEFAULT_K8S_VERSION, source: str = "auto",
             directory: Path | str | None = None, etcd_version: str | None = None,
             with_kubectl: bool = False, offline: bool | None = None,
-            progress: bool = True) -> Binaries:
+            progress: bool | Progress = True) -> Binaries:
     """Return a complete set of lab binaries for `version`.
 
     source: auto | release | build | dir (see the module docstring). `directory` is required

@@ -2,7 +2,9 @@
 
 Nothing here is ever committed. A build lands in `<cache>/<kind>/<key>/` where the key is a
 hash of every input that shapes the result, so a changed input means a new directory and an
-unchanged one means a cache hit. A file lock keeps two processes from building at once.
+unchanged one means a cache hit (the binaries are keyed by their version the same way). A file
+lock, `<cache>/locks/<name>.lock`, keeps two processes from building the same thing at once.
+This module is the only place that knows where the cache is and how it is locked.
 """
 
 from __future__ import annotations
@@ -12,13 +14,13 @@ import fcntl
 import hashlib
 import json
 import os
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from numacert.errors import InfrastructureError
+from numacert.wait import poll_until
 
 ENV_CACHE = "NUMACERT_CACHE"
 
@@ -65,22 +67,23 @@ def cache_lock(name: str, timeout: float = 3600.0, poll: float = 1.0) -> Iterato
     locks.mkdir(parents=True, exist_ok=True)
     path = locks / f"{name}.lock"
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    deadline = time.monotonic() + timeout
+
+    def take() -> bool:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            return False
+        return True
+
     try:
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                    raise
-                if time.monotonic() >= deadline:
-                    holder = path.read_text().strip() or "unknown"
-                    raise InfrastructureError(
-                        f"timed out after {timeout:.0f}s waiting for the cache lock {path} "
-                        f"(held by pid {holder}: another numacert build of {name!r} is running)"
-                    ) from None
-                time.sleep(poll)
+        if not poll_until(take, timeout, poll):
+            holder = path.read_text().strip() or "unknown"
+            raise InfrastructureError(
+                f"timed out after {timeout:.0f}s waiting for the cache lock {path} "
+                f"(held by pid {holder}: another numacert build of {name!r} is running)"
+            )
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         yield path

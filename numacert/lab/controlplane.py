@@ -7,7 +7,8 @@ Everything lives in `run_dir`:
                          node-<name> (server https://10.0.2.2:<port>, for the guest's kubelet)
     etcd-data/           etcd's data dir
     logs/<component>.log stdout+stderr of each process
-    pids/<component>.pid JSON {pid, starttime, exe}: starttime guards against a reused pid
+    pids/<component>.pid the process record (numacert.proc.ProcessRecord: JSON {pid, starttime,
+                         exe}); the start time guards against a reused pid
     scheduler-config.yaml
 
 The lab node is named after an IP (127.0.0.2, via the kubelet's --hostname-override): the
@@ -25,12 +26,9 @@ import http.client
 import json
 import os
 import re
-import signal
 import socket
 import ssl
-import subprocess
-import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -50,6 +48,8 @@ from numacert.lab.pki import (
     CertPair,
     write_kubeconfig,
 )
+from numacert.proc import ProcessRecord, run, spawn_detached, tail_file
+from numacert.wait import wait_until
 
 LOOPBACK = "127.0.0.1"
 # How a qemu user-mode guest reaches the host's loopback.
@@ -121,35 +121,8 @@ def port_in_use(port: int, host: str = LOOPBACK) -> bool:
     return False
 
 
-def _proc_starttime(pid: int) -> int | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # Field 22 (starttime); the comm field (2) may hold spaces, so split after its ')'.
-    fields = stat[stat.rindex(")") + 2:].split()
-    if fields[0] == "Z":  # a zombie is dead for our purposes
-        return None
-    return int(fields[19])
-
-
-def _reap(pid: int) -> None:
-    # Only possible (and needed) when this Python process spawned it.
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)
-
-
-def _alive(pid: int, starttime: int | None) -> bool:
-    _reap(pid)
-    st = _proc_starttime(pid)
-    return st is not None and (starttime is None or st == starttime)
-
-
 def _tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
+    return tail_file(path, lines) or "(no log)"
 
 
 # --------------------------------------------------------------------------------------------
@@ -318,36 +291,17 @@ class ControlPlane:
 
     # ---- process records
 
-    def _read_pid(self, name: str) -> dict[str, Any] | None:
-        try:
-            rec = json.loads(self._pidfile(name).read_text())
-            return rec if isinstance(rec, dict) and isinstance(rec.get("pid"), int) else None
-        except (OSError, json.JSONDecodeError):
-            return None
+    def _record(self, name: str) -> ProcessRecord | None:
+        return ProcessRecord.read(self._pidfile(name))
 
     def _pid_if_alive(self, name: str) -> int | None:
-        rec = self._read_pid(name)
-        if rec is None:
-            return None
-        return rec["pid"] if _alive(rec["pid"], rec.get("starttime")) else None
+        rec = self._record(name)
+        return rec.pid if rec is not None and rec.alive() else None
 
     def _spawn(self, name: str) -> int:
-        argv = self._argv(name)
-        log = self._log(name)
-        with log.open("ab") as lf:
-            lf.write(f"\n=== {time.strftime('%Y-%m-%dT%H:%M:%S')} start: {' '.join(argv)}\n"
-                     .encode())
-        actions = [
-            (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
-            (os.POSIX_SPAWN_OPEN, 1, str(log), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644),
-            (os.POSIX_SPAWN_DUP2, 1, 2),
-        ]
-        # posix_spawn + setsid: a new session (no terminal signals, survives the CLI), and no
-        # Popen object whose finaliser would complain that the process is still running.
-        pid = os.posix_spawn(argv[0], argv, dict(os.environ), file_actions=actions, setsid=True)
-        rec = {"pid": pid, "starttime": _proc_starttime(pid), "exe": argv[0]}
-        self._pidfile(name).write_text(json.dumps(rec))
-        return pid
+        record = spawn_detached(self._argv(name), self._log(name))
+        record.write(self._pidfile(name))
+        return record.pid
 
     # ---- lifecycle
 
@@ -395,42 +349,35 @@ class ControlPlane:
             self._stop_components(started)
             raise
 
-    def _wait(self, ok: Any, what: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
+    def _wait(self, ok: Callable[[], bool], what: str, timeout: float) -> None:
+        def check() -> bool:
             dead = [c for c in COMPONENTS
-                    if self._read_pid(c) is not None and self._pid_if_alive(c) is None]
+                    if self._record(c) is not None and self._pid_if_alive(c) is None]
             if dead:
                 c = dead[0]
                 raise InfrastructureError(
                     f"{c} exited while waiting for {what}; last lines of {self._log(c)}:\n"
                     + _tail(self._log(c)))
-            if ok():
-                return
-            if time.monotonic() > deadline:
-                raise InfrastructureError(
-                    f"timed out after {timeout:.0f}s waiting for {what} (logs: "
-                    f"{self.run_dir / 'logs'})")
-            time.sleep(0.5)
+            return ok()
+
+        wait_until(check, timeout, what, 0.5, lambda: f"logs: {self.run_dir / 'logs'}")
 
     def wait_ready(self, timeout: float = 300.0) -> None:
         """Wait until etcd, the apiserver's /readyz and the controller-manager's and
         scheduler's /healthz all answer OK; the error names what was not ready."""
-        deadline = time.monotonic() + timeout
         problems: list[str] = []
-        while time.monotonic() < deadline:
+
+        def ready() -> bool:
             not_running = [c for c in COMPONENTS if self._pid_if_alive(c) is None]
             if not_running:
                 c = not_running[0]
                 raise InfrastructureError(
                     f"{c} is not running; last lines of {self._log(c)}:\n{_tail(self._log(c))}")
-            problems = self._ready_problems()
-            if not problems:
-                return
-            time.sleep(0.5)
-        raise InfrastructureError(
-            f"timed out after {timeout:.0f}s waiting for the control plane to be ready: "
-            f"{'; '.join(problems)} (logs: {self.run_dir / 'logs'})")
+            problems[:] = self._ready_problems()
+            return not problems
+
+        wait_until(ready, timeout, "the control plane to be ready", 0.5,
+                   lambda: f"not ready: {'; '.join(problems)} (logs: {self.run_dir / 'logs'})")
 
     def _ready_problems(self) -> list[str]:
         problems = []
@@ -451,14 +398,9 @@ class ControlPlane:
         by = self.ports.by_component()
         # Only the ports of what we stopped: another program on 6443 is not ours to judge.
         mine = [p for c in stopped for p in by[c]]
-        deadline = time.monotonic() + 10
-        busy: list[int] = []
-        while time.monotonic() < deadline:
-            busy = [p for p in mine if port_in_use(p)]
-            if not busy:
-                return
-            time.sleep(0.2)
-        raise InfrastructureError(f"ports still in use after stopping the control plane: {busy}")
+        wait_until(lambda: not any(port_in_use(p) for p in mine), 10,
+                   "the control plane's ports to close", 0.2,
+                   lambda: f"still in use: {[p for p in mine if port_in_use(p)]}")
 
     def _stop_components(self, components: Sequence[str], grace: float = 20.0) -> list[str]:
         """Stop those of `components` that have a process record; return their names."""
@@ -466,24 +408,13 @@ class ControlPlane:
         for c in reversed(COMPONENTS):
             if c not in components:
                 continue
-            rec = self._read_pid(c)
+            rec = self._record(c)
             if rec is None:
                 continue
-            pid, start = rec["pid"], rec.get("starttime")
             stopped.append(c)
-            if _alive(pid, start):
-                _signal_group(pid, signal.SIGTERM)
-                deadline = time.monotonic() + grace
-                while _alive(pid, start) and time.monotonic() < deadline:
-                    time.sleep(0.2)
-                if _alive(pid, start):
-                    _signal_group(pid, signal.SIGKILL)
-                    deadline = time.monotonic() + 10
-                    while _alive(pid, start) and time.monotonic() < deadline:
-                        time.sleep(0.1)
-                if _alive(pid, start):
-                    raise InfrastructureError(f"{c} (pid {pid}) survived SIGKILL")
-                _wait_reaped(pid, start)
+            # Each component leads its own session and process group (spawn_detached), so the
+            # group is exactly it and anything it spawned.
+            rec.stop(grace, group=True, what=c)
             self._pidfile(c).unlink(missing_ok=True)
         return stopped
 
@@ -574,34 +505,6 @@ class ControlPlane:
                 f"{body[:300]!r}")
 
 
-def _wait_reaped(pid: int, starttime: int | None, timeout: float = 5.0) -> None:
-    """Give the parent (this process, or init once the starter exited) a moment to reap the
-    zombie, so that `ps` right after stop() shows nothing."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        _reap(pid)
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            return
-        fields = stat[stat.rindex(")") + 2:].split()
-        if starttime is not None and int(fields[19]) != starttime:
-            return  # the pid was reused: ours is gone
-        time.sleep(0.1)
-
-
-def _signal_group(pid: int, sig: signal.Signals) -> None:
-    # Each component leads its own session/process group (setsid), so the group is exactly it
-    # and anything it spawned.
-    try:
-        os.killpg(pid, sig)
-    except ProcessLookupError:
-        return
-    except PermissionError:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, sig)
-
-
 _CTRL_RE = re.compile(r"All controllers:\s*(.+?)\n\s*Disabled-by-default", re.S)
 
 
@@ -614,9 +517,8 @@ def _known_controllers(binary: Path, cache_file: Path) -> set[str]:
         if data["key"] == key:
             return set(data["controllers"])
     try:
-        out = subprocess.run([str(binary), "--help"], capture_output=True, text=True,
-                             timeout=60).stdout
-    except (OSError, subprocess.TimeoutExpired):
+        out = run([binary, "--help"], f"`{binary} --help`", 60, check=False).stdout
+    except InfrastructureError:
         return set()
     m = _CTRL_RE.search(out)
     names = {n.strip() for n in re.split(r"[,\s]+", m.group(1)) if n.strip()} if m else set()

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 
 from numacert.errors import InfrastructureError
+from numacert.proc import run
 
 ENV_ALLOW_INSTALL = "NUMACERT_LAB_INSTALL_DEPS"
 
@@ -32,10 +32,10 @@ PACKAGES: dict[str, str] = {
 def _installed(package: str) -> bool:
     if shutil.which("dpkg-query") is None:
         return False
-    proc = subprocess.run(
+    proc = run(
         ["dpkg-query", "-W", "-f=${db:Status-Abbrev}", package],
-        capture_output=True,
-        text=True,
+        f"dpkg-query of {package}",
+        60,
         check=False,
     )
     return proc.returncode == 0 and proc.stdout.startswith("ii")
@@ -74,22 +74,10 @@ def ensure(allow_install: bool | None = None) -> list[str]:
         allow_install = os.environ.get(ENV_ALLOW_INSTALL, "") in ("1", "true", "yes")
     if not allow_install or os.geteuid() != 0:
         check()  # raises with the command to run
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    for argv, timeout in (
-        (["apt-get", "update"], 600),
-        (["apt-get", "install", "-y", "--no-install-recommends", *absent], 1800),
-    ):
-        try:
-            proc = subprocess.run(
-                argv, env=env, capture_output=True, text=True, timeout=timeout, check=False
-            )
-        except subprocess.TimeoutExpired:
-            raise InfrastructureError(
-                f"timed out after {timeout}s waiting for {' '.join(argv[:2])}"
-            ) from None
-        if proc.returncode != 0:
-            tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-15:])
-            raise InfrastructureError(f"{' '.join(argv)} failed (exit {proc.returncode}):\n{tail}")
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    run(["apt-get", "update"], "apt-get update", 600, env=env)
+    run(["apt-get", "install", "-y", "--no-install-recommends", *absent],
+        f"apt-get install {' '.join(absent)}", 1800, env=env)
     still = missing()
     if still:
         raise InfrastructureError(f"apt-get reported success but {', '.join(still)} is missing")

@@ -19,19 +19,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from rich.console import Console
-
 from numacert.errors import InfrastructureError
 from numacert.lab import hostdeps
 from numacert.lab.cache import cache_dir, cache_lock, content_key, keyed_dir
+from numacert.proc import run
+from numacert.progress import Progress, as_progress
 
 # Bump when the build recipe changes in a way the hashed inputs below do not capture.
 RECIPE_VERSION = 3
@@ -120,59 +117,20 @@ def _asset(name: str) -> bytes:
     return resources.files("numacert.lab").joinpath("assets", name).read_bytes()
 
 
-def _console() -> Console:
-    return Console(stderr=True)
+# Every build command runs with these on top of the environment.
+BUILD_ENV = {"DEBIAN_FRONTEND": "noninteractive", "LC_ALL": "C.UTF-8"}
 
 
-class _Steps:
-    """Prints one line per build step with its duration; a spinner while it runs (tty only)."""
-
-    def __init__(self, show: bool) -> None:
-        self.console = _console() if show else None
-        self.timings: dict[str, float] = {}
-
-    @contextmanager
-    def step(self, name: str) -> Iterator[None]:
-        start = time.monotonic()
-        if self.console is None:
-            yield
-        else:
-            with self.console.status(f"[bold]lab image:[/] {name} ..."):
-                yield
-        took = time.monotonic() - start
-        self.timings[name] = round(took, 1)
-        if self.console is not None:
-            self.console.print(f"[green]✓[/] lab image: {name} ({took:.1f}s)")
-
-
-def _run(argv: list[str], what: str, timeout: float, log: Path | None = None,
-         cwd: Path | None = None) -> str:
-    """Run a build command; the error names `what`, the exit status and the output's tail."""
-    try:
-        proc = subprocess.run(
-            argv, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False,
-            env=dict(os.environ, DEBIAN_FRONTEND="noninteractive", LC_ALL="C.UTF-8"),
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise InfrastructureError(
-            f"timed out after {timeout:.0f}s waiting for {what} ({argv[0]})"
-        ) from exc
-    output = proc.stdout + proc.stderr
-    if log is not None:
-        with log.open("a") as f:
-            f.write(f"$ {' '.join(argv)}\n{output}\n")
-    if proc.returncode != 0:
-        tail = "\n".join(output.splitlines()[-25:])
-        where = f" (full log: {log})" if log else ""
-        raise InfrastructureError(f"{what} failed (exit {proc.returncode}){where}:\n{tail}")
-    return proc.stdout
+def _steps(progress: bool | Progress) -> Progress:
+    """The build's reporter: its lines read "lab image: <step>"."""
+    return as_progress(progress).sub("lab image: ")
 
 
 def _dpkg_version(package: str, admindir: Path | None = None) -> str:
     argv = ["dpkg-query", "-W", "-f=${Version}", package]
     if admindir is not None:
         argv.insert(1, f"--admindir={admindir}")
-    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+    proc = run(argv, f"dpkg-query of {package}", 60, env=BUILD_ENV, check=False)
     return proc.stdout.strip() if proc.returncode == 0 else "absent"
 
 
@@ -201,8 +159,8 @@ def ensure_ssh_key() -> Path:
     key.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     with cache_lock("ssh-key", timeout=120):
         if not key.exists():
-            _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "numacert-lab",
-                  "-f", str(key)], "ssh-keygen (lab key)", timeout=60)
+            run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "numacert-lab",
+                 "-f", str(key)], "ssh-keygen (lab key)", 60, env=BUILD_ENV)
     return key
 
 
@@ -210,7 +168,7 @@ def ensure_ssh_key() -> Path:
 
 
 def _busybox_applets() -> list[str]:
-    out = _run(["/bin/busybox", "--list"], "busybox --list", timeout=30)
+    out = run(["/bin/busybox", "--list"], "busybox --list", 30, env=BUILD_ENV).stdout
     return sorted(a for a in out.split() if a and a != "busybox" and "/" not in a)
 
 
@@ -228,22 +186,26 @@ def _umoci_image(work: Path, image: OCIImage, applets: list[str], config: list[s
     layout = work / f"{image.tar}.layout"
     bundle = work / f"{image.tar}.bundle"
     ref = f"{layout}:{image.tag}"
-    _run(["umoci", "init", "--layout", str(layout)], f"umoci init for {image.ref}", 120, log)
-    _run(["umoci", "new", "--image", ref], f"umoci new for {image.ref}", 120, log)
-    _run(["umoci", "unpack", "--image", ref, str(bundle)], f"umoci unpack {image.ref}", 300, log)
+
+    def step(argv: list[str], what: str, timeout: float) -> None:
+        run(argv, f"{what} {image.ref}", timeout, log, env=BUILD_ENV)
+
+    step(["umoci", "init", "--layout", str(layout)], "umoci init for", 120)
+    step(["umoci", "new", "--image", ref], "umoci new for", 120)
+    step(["umoci", "unpack", "--image", ref, str(bundle)], "umoci unpack", 300)
     bindir = bundle / "rootfs" / "bin"
     bindir.mkdir(parents=True, exist_ok=True)
     shutil.copy2("/bin/busybox", bindir / "busybox")
     for applet in applets:
         (bindir / applet).symlink_to("busybox")
-    _run(["umoci", "repack", "--image", ref, str(bundle)], f"umoci repack {image.ref}", 300, log)
-    _run(["umoci", "config", "--image", ref, "--architecture", "amd64", "--os", "linux",
-          "--config.env", "PATH=/bin", *config], f"umoci config {image.ref}", 120, log)
-    _run(["umoci", "gc", "--layout", str(layout)], f"umoci gc {image.ref}", 120, log)
-    _run(["tar", "-C", str(layout), "-cf", str(out), "."], f"tar of {image.ref}", 120, log)
+    step(["umoci", "repack", "--image", ref, str(bundle)], "umoci repack", 300)
+    step(["umoci", "config", "--image", ref, "--architecture", "amd64", "--os", "linux",
+          "--config.env", "PATH=/bin", *config], "umoci config", 120)
+    step(["umoci", "gc", "--layout", str(layout)], "umoci gc", 120)
+    step(["tar", "-C", str(layout), "-cf", str(out), "."], "tar of", 120)
 
 
-def build_oci_images(progress: bool = True) -> Path:
+def build_oci_images(progress: bool | Progress = True) -> Path:
     """Build the pause and test images as OCI layout tars; returns the cache dir holding them.
 
     pause: busybox only, entrypoint `busybox sleep 2147483647` (containerd kills sandboxes
@@ -257,7 +219,7 @@ def build_oci_images(progress: bool = True) -> Path:
     with cache_lock("oci", timeout=1800):
         if (final / "done").exists():
             return final
-        steps = _Steps(progress)
+        steps = _steps(progress)
         work = final.with_name(f"{key}.tmp-{os.getpid()}")
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
@@ -354,8 +316,8 @@ def _stage(stage: Path, oci_dir: Path, pubkey: bytes) -> None:
     (stage / "customize.sh").write_bytes(_asset("customize.sh"))
 
 
-def build_image(force: bool = False, progress: bool = True, allow_install: bool | None = None,
-                timeout: float = 3600.0) -> NodeImage:
+def build_image(force: bool = False, progress: bool | Progress = True,
+                allow_install: bool | None = None, timeout: float = 3600.0) -> NodeImage:
     """Return the node image for the current inputs, building it if it is not cached.
 
     `force` rebuilds even on a cache hit. `allow_install` is passed to hostdeps.ensure().
@@ -386,8 +348,8 @@ def build_image(force: bool = False, progress: bool = True, allow_install: bool 
 
 
 def _build(work: Path, final: Path, key: str, ssh_key: Path, oci_dir: Path, pubkey: bytes,
-           progress: bool, timeout: float) -> NodeImage:
-    steps = _Steps(progress)
+           progress: bool | Progress, timeout: float) -> NodeImage:
+    steps = _steps(progress)
     log = work / "build.log"
     stage = work / "stage"
     rootdir = work / "rootfs"
@@ -395,7 +357,7 @@ def _build(work: Path, final: Path, key: str, ssh_key: Path, oci_dir: Path, pubk
     _stage(stage, oci_dir, pubkey)
     mirror, security = _mirrors()
     with steps.step(f"mmdebstrap {SUITE} minbase + {len(GUEST_PACKAGES)} packages, initrd"):
-        _run([
+        run([
             "mmdebstrap", "--variant=minbase", "--mode=root", "--format=directory",
             "--aptopt=Apt::Install-Recommends \"false\"",
             "--include=" + ",".join(GUEST_PACKAGES),
@@ -408,7 +370,7 @@ def _build(work: Path, final: Path, key: str, ssh_key: Path, oci_dir: Path, pubk
             f"deb {mirror} {SUITE} main",
             f"deb {mirror} {SUITE}-updates main",
             f"deb {security} {SUITE}-security main",
-        ], "mmdebstrap (guest root filesystem)", timeout, log)
+        ], "mmdebstrap (guest root filesystem)", timeout, log, env=BUILD_ENV)
     kver = (rootdir / "etc/lab/kernel-version").read_text().strip()
     versions = {p: _dpkg_version(p, rootdir / "var/lib/dpkg")
                 for p in ("linux-image-amd64", "containerd", "runc", "containernetworking-plugins",
@@ -416,8 +378,9 @@ def _build(work: Path, final: Path, key: str, ssh_key: Path, oci_dir: Path, pubk
     with steps.step(f"mke2fs -d ({ROOTFS_SIZE} sparse ext4)"):
         shutil.copy2(rootdir / "boot" / f"vmlinuz-{kver}", work / "vmlinuz")
         shutil.copy2(rootdir / "boot" / "lab-initrd.img", work / "initrd.img")
-        _run(["mke2fs", "-q", "-t", "ext4", "-L", "root", "-d", str(rootdir),
-              str(work / "rootfs.img"), ROOTFS_SIZE], "mke2fs -d (rootfs.img)", 900, log)
+        run(["mke2fs", "-q", "-t", "ext4", "-L", "root", "-d", str(rootdir),
+             str(work / "rootfs.img"), ROOTFS_SIZE], "mke2fs -d (rootfs.img)", 900, log,
+            env=BUILD_ENV)
     shutil.rmtree(rootdir)
     shutil.rmtree(stage)
     manifest = {

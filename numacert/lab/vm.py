@@ -6,8 +6,11 @@ Every file of a guest lives in its run directory:
                  unlike snapshot=on the guest's writes survive a guest reboot and can be
                  inspected after a crash, and they disappear with the run directory)
   console.log    the serial console (kernel + lab-init messages)
-  qemu.log       qemu's own stderr (TCG feature warnings, start errors)
-  qemu.pid, monitor.sock, ssh_config
+  qemu.log       qemu's own output until it daemonized (TCG feature warnings, start errors)
+  qemu.pid       the pid qemu writes itself (-pidfile)
+  qemu.process.json  qemu's process record (pid + start time, numacert.proc.ProcessRecord):
+                 what is stopped and checked, so a reused pid is never taken for the guest
+  monitor.sock, ssh_config
 A guest that dies is reported with the last console lines.
 """
 
@@ -16,9 +19,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import signal
 import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,7 +35,9 @@ from numacert.lab.qemu import (
     Ports,
     qemu_args,
 )
+from numacert.proc import CommandTimedOut, ProcessRecord, run, tail_file
 from numacert.topology.model import Topology
+from numacert.wait import wait_until
 
 SSH_OPTIONS = (
     "-o", "StrictHostKeyChecking=no",
@@ -91,6 +94,10 @@ class VM:
     @property
     def state_file(self) -> Path:
         return self.run_dir / "vm.json"
+
+    @property
+    def process_file(self) -> Path:
+        return self.run_dir / "qemu.process.json"
 
     def argv(self) -> list[str]:
         return qemu_args(self.topology, self.memory_per_node_bytes, self.ports, self.paths,
@@ -169,67 +176,60 @@ class VM:
                                       f"(pid {self.pid()})")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         paths = self.paths
-        for stale in (paths.pidfile, paths.monitor, paths.console):
+        for stale in (paths.pidfile, paths.monitor, paths.console, self.process_file):
             stale.unlink(missing_ok=True)
         if fresh_disk or not paths.disk.exists():
             paths.disk.unlink(missing_ok=True)
-            self._run_host(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b",
-                            str(self.image.rootfs), str(paths.disk)],
-                           "qemu-img create (disk overlay)", timeout=60)
+            run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b",
+                 str(self.image.rootfs), str(paths.disk)], "qemu-img create (disk overlay)", 60)
         argv = self.argv()  # validates the shape before anything starts
         self._save()
         log = self.run_dir / "qemu.log"
-        with log.open("w") as out:
-            # -daemonize: the foreground process exits once the guest is set up.
-            try:
-                proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                                      timeout=timeout, check=False)
-            except subprocess.TimeoutExpired:
-                raise InfrastructureError(
-                    f"timed out after {timeout:.0f}s waiting for qemu to daemonize "
-                    f"(log: {log})") from None
+        # -daemonize: the foreground process exits once the guest is set up.
+        try:
+            proc = run(argv, "qemu to daemonize", timeout, check=False)
+        except CommandTimedOut as exc:
+            log.write_text(exc.output)
+            raise InfrastructureError(f"timed out after {timeout:.0f}s waiting for qemu to "
+                                      f"daemonize (log: {log})") from None
+        log.write_text(proc.output)
         if proc.returncode != 0:
             raise InfrastructureError(f"qemu failed to start (exit {proc.returncode}): "
                                       f"{self._qemu_log_tail()}")
-        self._wait(lambda: self.pid() is not None, 10, "qemu's pidfile")
+        record = wait_until(self._qemu_from_pidfile, 10, "qemu's pidfile", 0.5,
+                            self._wait_details)
+        record.write(self.process_file)
 
-    def _run_host(self, argv: list[str], what: str, timeout: float) -> str:
-        try:
-            proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
-                                  check=False)
-        except subprocess.TimeoutExpired:
-            raise InfrastructureError(f"timed out after {timeout:.0f}s waiting for {what}") \
-                from None
-        if proc.returncode != 0:
-            raise InfrastructureError(f"{what} failed (exit {proc.returncode}): "
-                                      f"{proc.stderr.strip()}")
-        return proc.stdout
+    def _wait_details(self) -> str:
+        return f"lab guest {self.run_dir}; last console lines:\n{self.console_tail()}"
 
-    def _wait(self, predicate, timeout: float, what: str, poll: float = 0.5) -> float:  # noqa: ANN001
-        start = time.monotonic()
-        while True:
-            if predicate():
-                return time.monotonic() - start
-            if time.monotonic() - start > timeout:
-                raise InfrastructureError(
-                    f"timed out after {timeout:.0f}s waiting for {what} "
-                    f"(lab guest {self.run_dir}); last console lines:\n{self.console_tail()}")
-            time.sleep(poll)
-
-    def pid(self) -> int | None:
-        """qemu's pid from the pidfile if that process is this run's qemu, else None."""
+    def _qemu_from_pidfile(self) -> ProcessRecord | None:
+        """The record of the process qemu's pidfile names if that is this guest's qemu (its
+        command line names our pidfile), else None."""
         try:
             pid = int(self.paths.pidfile.read_text().strip())
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except (OSError, ValueError):
             return None
-        # Guard against a recycled pid: the process must be qemu with our pidfile.
-        if b"qemu-system" in cmdline and str(self.paths.pidfile).encode() in cmdline:
-            return pid
-        return None
+        if b"qemu-system" not in cmdline or str(self.paths.pidfile).encode() not in cmdline:
+            return None
+        return ProcessRecord.of(pid, "qemu")
+
+    def process(self) -> ProcessRecord | None:
+        """qemu's process record if that process still runs, else None.
+
+        A guest started before qemu.process.json existed has only qemu's own pidfile: its
+        record is then read from there (the same check by command line as at start)."""
+        record = ProcessRecord.read(self.process_file) or self._qemu_from_pidfile()
+        return record if record is not None and record.alive() else None
+
+    def pid(self) -> int | None:
+        """qemu's pid if this run's qemu still runs, else None."""
+        record = self.process()
+        return record.pid if record is not None else None
 
     def is_running(self) -> bool:
-        return self.pid() is not None
+        return self.process() is not None
 
     def _check_alive(self, waiting_for: str) -> None:
         if not self.is_running():
@@ -247,17 +247,15 @@ class VM:
     def wait_ssh(self, timeout: float = 300.0) -> float:
         """Wait until `ssh true` works; returns the seconds waited."""
         start = time.monotonic()
-        while True:
-            self._check_alive(f"ssh on {self.ports.ssh_addr}:{self.ports.ssh}")
+        where = f"ssh on {self.ports.ssh_addr}:{self.ports.ssh}"
+
+        def answers() -> bool:
+            self._check_alive(where)
             rc, _, _ = self.ssh("true", timeout=30, connect_timeout=5, check=False)
-            if rc == 0:
-                return time.monotonic() - start
-            if time.monotonic() - start > timeout:
-                raise InfrastructureError(
-                    f"timed out after {timeout:.0f}s waiting for ssh on "
-                    f"{self.ports.ssh_addr}:{self.ports.ssh} (lab guest {self.run_dir}); "
-                    f"last console lines:\n{self.console_tail()}")
-            time.sleep(1)
+            return rc == 0
+
+        wait_until(answers, timeout, where, 1.0, self._wait_details)
+        return time.monotonic() - start
 
     def wait_ready(self, timeout: float = 300.0) -> float:
         """Wait until lab-init reports containerd up and the images imported (/run/lab/ready).
@@ -265,62 +263,52 @@ class VM:
         Raises with lab-init's failure message if it wrote /run/lab/failed.
         """
         start = time.monotonic()
-        while True:
+
+        def ready() -> bool:
             self._check_alive("containerd and the image import")
             rc, out, _ = self.ssh(
                 "if [ -e /run/lab/failed ]; then echo FAILED; cat /run/lab/failed; "
                 "elif [ -e /run/lab/ready ]; then echo READY; fi", timeout=30, check=False)
-            if rc == 0 and out.startswith("READY"):
-                return time.monotonic() - start
             if rc == 0 and out.startswith("FAILED"):
                 _, log, _ = self.ssh("cat /run/lab/boot.log; tail -n 20 /var/log/containerd.log",
                                      timeout=30, check=False)
                 raise InfrastructureError(f"lab-init failed in the guest: {out[7:].strip()}\n"
                                           f"{log}")
-            if time.monotonic() - start > timeout:
-                _, log, _ = self.ssh("cat /run/lab/boot.log", timeout=30, check=False)
-                raise InfrastructureError(
-                    f"timed out after {timeout:.0f}s waiting for containerd and the image import "
-                    f"in the lab guest (/run/lab/ready); boot log:\n{log}")
-            time.sleep(1)
+            return rc == 0 and out.startswith("READY")
+
+        def boot_log() -> str:
+            _, log, _ = self.ssh("cat /run/lab/boot.log", timeout=30, check=False)
+            return f"boot log:\n{log}"
+
+        wait_until(ready, timeout, "containerd and the image import in the lab guest "
+                   "(/run/lab/ready)", 1.0, boot_log)
+        return time.monotonic() - start
 
     def stop(self, timeout: float = 60.0) -> None:
         """Power the guest off: `poweroff -f` over ssh, then the monitor's quit, then signals.
 
-        Removes the monitor socket and pidfile; keeps the disk, console and logs.
+        Removes the monitor socket, the pidfile and the process record; keeps the disk,
+        console and logs.
         """
-        pid = self.pid()
-        if pid is not None:
+        qemu = self.process()
+        if qemu is not None:
             deadline = time.monotonic() + timeout
+
+            def left(cap: float) -> float:
+                return min(cap, max(1.0, deadline - time.monotonic()))
+
             # Graceful: flush the guest's page cache, then power off without init's help.
             self.ssh("sync; (sleep 0.5; busybox poweroff -f) >/dev/null 2>&1 </dev/null &",
                      timeout=min(20, timeout), connect_timeout=5, check=False)
-            if not self._gone(pid, min(20, max(1, deadline - time.monotonic()))):
+            if not qemu.wait_gone(left(20)):
                 self.monitor("quit")
-                if not self._gone(pid, min(10, max(1, deadline - time.monotonic()))):
-                    os.kill(pid, signal.SIGTERM)
-                    if not self._gone(pid, 5):
-                        os.kill(pid, signal.SIGKILL)
-                        if not self._gone(pid, 10):
-                            raise InfrastructureError(f"qemu pid {pid} survived SIGKILL")
-        for f in (self.paths.monitor, self.paths.pidfile):
+                if not qemu.wait_gone(left(10)):
+                    qemu.stop(grace=5, kill_wait=10,
+                              what=f"qemu of the lab guest {self.run_dir}")
+            # A daemonized qemu is init's child: give it the moment to reap it.
+            qemu.wait_reaped()
+        for f in (self.paths.monitor, self.paths.pidfile, self.process_file):
             f.unlink(missing_ok=True)
-
-    def _gone(self, pid: int, timeout: float) -> bool:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                return True
-            # A daemonized qemu is not our child, so no zombie to reap; /proc tells the truth.
-            try:
-                if Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z":
-                    return True
-            except OSError:
-                return True
-            time.sleep(0.2)
-        return False
 
     def destroy(self, timeout: float = 60.0) -> None:
         """stop() and remove the run directory (disk overlay included)."""
@@ -360,28 +348,30 @@ class VM:
         return ["ssh", "-i", str(self.image.ssh_key), "-p", str(self.ports.ssh), *SSH_OPTIONS,
                 "-o", f"ConnectTimeout={connect_timeout}", f"root@{self.ports.ssh_addr}"]
 
+    def ssh_argv(self, command: str | None = None, connect_timeout: int = 10) -> list[str]:
+        """The ssh command line that runs `command` in the guest as root, or (None) opens an
+        interactive shell there (with a terminal)."""
+        argv = self._ssh_base(connect_timeout)
+        if command:
+            argv.append(command)
+        else:
+            argv.insert(1, "-t")
+        return argv
+
     def ssh(self, command: str, timeout: float = 120.0, input: bytes | str | None = None,
             check: bool = False, connect_timeout: int = 10) -> tuple[int, str, str]:
         """Run `command` (a shell string) as root in the guest; returns (rc, stdout, stderr).
 
         rc 255 is ssh's own failure. With check=True a non-zero rc raises.
         """
-        data = input.encode() if isinstance(input, str) else input
         try:
-            proc = subprocess.run([*self._ssh_base(connect_timeout), command], input=data,
-                                  capture_output=True, timeout=timeout, check=False,
-                                  stdin=None if data is not None else subprocess.DEVNULL)
-        except subprocess.TimeoutExpired:
+            proc = run([*self._ssh_base(connect_timeout), command],
+                       f"`{command}` in the lab guest", timeout, check=check, input=input)
+        except CommandTimedOut:
             if check:
-                raise InfrastructureError(f"timed out after {timeout:.0f}s waiting for "
-                                          f"`{command}` in the lab guest") from None
+                raise
             return 124, "", f"timed out after {timeout:.0f}s"
-        out = proc.stdout.decode(errors="replace")
-        err = proc.stderr.decode(errors="replace")
-        if check and proc.returncode != 0:
-            raise InfrastructureError(f"`{command}` failed in the lab guest (rc "
-                                      f"{proc.returncode}): {err.strip() or out.strip()}")
-        return proc.returncode, out, err
+        return proc.returncode, proc.stdout, proc.stderr
 
     def put_file(self, local: Path | str, remote: str, mode: int | None = None,
                  timeout: float = 600.0) -> None:
@@ -391,15 +381,8 @@ class VM:
         cmd = (f"mkdir -p {shlex.quote(os.path.dirname(remote) or '/')} && "
                f"cat > {shlex.quote(tmp)}{chmod} && mv {shlex.quote(tmp)} {shlex.quote(remote)}")
         with open(local, "rb") as f:
-            try:
-                proc = subprocess.run([*self._ssh_base(10), cmd], stdin=f, capture_output=True,
-                                      timeout=timeout, check=False)
-            except subprocess.TimeoutExpired:
-                raise InfrastructureError(f"timed out after {timeout:.0f}s waiting for the copy "
-                                          f"of {local} to the lab guest's {remote}") from None
-        if proc.returncode != 0:
-            raise InfrastructureError(f"copying {local} to the lab guest's {remote} failed: "
-                                      f"{proc.stderr.decode(errors='replace').strip()}")
+            run([*self._ssh_base(10), cmd], f"the copy of {local} to the lab guest's {remote}",
+                timeout, stdin=f)
 
     def put_text(self, text: str, remote: str, mode: int | None = None) -> None:
         """Write `text` to a file in the guest."""
@@ -411,22 +394,13 @@ class VM:
 
     def get_file(self, remote: str, local: Path | str, timeout: float = 600.0) -> None:
         """Copy a guest file to the host."""
-        rc, _, err = 0, "", ""
         with open(local, "wb") as f:
-            proc = subprocess.run([*self._ssh_base(10), f"cat {shlex.quote(remote)}"],
-                                  stdout=f, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                                  timeout=timeout, check=False)
-            rc, err = proc.returncode, proc.stderr.decode(errors="replace")
-        if rc != 0:
-            raise InfrastructureError(f"copying the lab guest's {remote} failed: {err.strip()}")
+            run([*self._ssh_base(10), f"cat {shlex.quote(remote)}"],
+                f"the copy of the lab guest's {remote} to {local}", timeout, stdout=f)
 
     def console_tail(self, n: int = 40) -> str:
         """The last `n` lines of the serial console ('' before the guest wrote anything)."""
-        try:
-            data = self.paths.console.read_bytes()[-256 * 1024:]
-        except OSError:
-            return ""
-        return "\n".join(data.decode(errors="replace").replace("\r", "").splitlines()[-n:])
+        return tail_file(self.paths.console, n) or ""
 
     def _qemu_log_tail(self, n: int = 10) -> str:
         try:

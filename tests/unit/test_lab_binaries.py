@@ -178,7 +178,6 @@ def _local_fetcher(files: dict[str, bytes], seen: list[str]) -> b.Fetcher:
 @pytest.fixture
 def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("NUMACERT_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(b, "cache_root", lambda: tmp_path / "cache")
     return tmp_path / "cache"
 
 
