@@ -57,7 +57,7 @@ class Target:
     def kubelet_get(self, node: str, path: str) -> str:
         """GET a kubelet endpoint (configz, metrics) of `node`."""
         if self.lab is not None:
-            return self.lab.kubelet_get(path)  # type: ignore[attr-defined]
+            return self.lab.kubelet_get(path, node)  # type: ignore[attr-defined]
         resp = self.core.connect_get_node_proxy_with_path(  # type: ignore[attr-defined]
             node, path, _preload_content=False, _request_timeout=API_TIMEOUT
         )
@@ -71,7 +71,7 @@ class Target:
         if node in self._access:
             return self._access[node]
         if self.lab is not None:
-            access = NodeAccess.connect(self.lab.access_spec())  # type: ignore[attr-defined]
+            access = NodeAccess.connect(self.lab.access_spec(node))  # type: ignore[attr-defined]
         elif self.node_access_spec:
             access = NodeAccess.connect(self.node_access_spec.replace("{node}", node))
         else:
@@ -164,18 +164,22 @@ def resolve(options: TargetOptions) -> Target:
 
 
 def lab_node_names(options: TargetOptions) -> list[str]:
-    """The lab's node names, checked against --nodes, without starting anything."""
-    from numacert.lab.lab import NODE_NAME
+    """The lab's node names (all of them, or those --nodes names), checked without starting
+    anything: a lab that is down has one node, the one `lab up` starts by default."""
+    from numacert.lab.lab import Lab
 
-    if options.nodes:
-        wanted = [n.strip() for n in options.nodes.split(",") if n.strip()]
-        unknown = [n for n in wanted if n != NODE_NAME]
-        if unknown:
-            raise InputError(
-                f"no such node in the lab: {', '.join(unknown)} (the lab's node is {NODE_NAME})",
-                "--nodes",
-            )
-    return [NODE_NAME]
+    known = Lab(progress=False).nodes
+    if not options.nodes:
+        return known
+    wanted = [n.strip() for n in options.nodes.split(",") if n.strip()]
+    unknown = [n for n in wanted if n not in known]
+    if unknown:
+        raise InputError(
+            f"no such node in the lab: {', '.join(unknown)} (the lab's nodes: "
+            f"{', '.join(known)})",
+            "--nodes",
+        )
+    return wanted
 
 
 def node_names(options: TargetOptions) -> list[str]:
@@ -187,14 +191,22 @@ def node_names(options: TargetOptions) -> list[str]:
 
 
 def _lab_target(options: TargetOptions) -> Target:
+    """The lab: brought up when there is none; used as it is when it runs, whatever state its
+    nodes are in (another numacert process may be reconfiguring one); never taken down here.
+    A lab whose processes died is the user's to clear (`numacert lab down`)."""
     from numacert.lab.lab import Lab
 
     nodes = lab_node_names(options)
     lab = Lab(progress=options.progress)
     started = False
-    if not lab.status()["up"]:
+    if lab.record is None:
         lab.up()
         started = True
+    elif not lab.running():
+        raise InfrastructureError(
+            f"the lab in {lab.dir} is recorded but not running (a crash, a reboot?); "
+            "run `numacert lab down`, then try again"
+        )
     try:
         core = lab.core_api()
     except Exception as exc:  # noqa: BLE001

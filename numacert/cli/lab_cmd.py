@@ -41,6 +41,14 @@ def lab() -> None:
     help="KubeletConfiguration file (complete or partial) overriding the profile's",
 )
 @click.option(
+    "--nodes",
+    "nodes",
+    type=int,
+    default=1,
+    show_default=True,
+    help="how many guests (nodes 127.0.0.2, 127.0.0.3, ...), each the profile's machine",
+)
+@click.option(
     "--kubernetes-version",
     default=None,
     metavar="VERSION",
@@ -65,6 +73,7 @@ def lab() -> None:
 def up(
     profile: str,
     kubelet_file: str | None,
+    nodes: int,
     kubernetes_version: str | None,
     binaries_source: str,
     binaries_dir: str | None,
@@ -78,10 +87,10 @@ def up(
         options["k8s_version"] = kubernetes_version
     if binaries_dir:
         options["binaries_dir"] = Path(binaries_dir)
-    record = _lab(**options).up(profile, override, kubelet_file)
+    record = _lab(**options).up(profile, override, kubelet_file, nodes=nodes)
     click.echo(
         f"lab up: profile {record.profile}, Kubernetes {record.k8s_version}, "
-        f"node {record.node_name}"
+        f"node(s) {', '.join(record.node_names)}"
     )
     click.echo(f"kubeconfig: {_lab(False).kubeconfig}")
 
@@ -120,8 +129,8 @@ def status(output: str) -> None:
         f"  control plane: running={st['control_plane']['running']} "
         f"ready={st['control_plane']['ready']}"
     )
-    click.echo(f"  guest: {st['guest']}")
-    click.echo(f"  node {st['node']['name']}: ready={st['node']['ready']}")
+    for name, guest in st["guests"].items():
+        click.echo(f"  node {name}: ready={st['nodes'][name]} guest={guest}")
     click.echo(f"  kubeconfig: {st['kubeconfig']}")
 
 
@@ -148,10 +157,15 @@ def configz(output: str) -> None:
 
 
 @lab.command(context_settings={"ignore_unknown_options": True})
+@click.option("--node", default=None, help="which node's guest (default: the first)")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
-def ssh(command: tuple[str, ...]) -> None:
+def ssh(node: str | None, command: tuple[str, ...]) -> None:
     """Open a shell in the lab guest, or run COMMAND there."""
-    argv = _lab(False).ssh_argv(" ".join(command) if command else None)
+    lab_ = _lab(False)
+    if node is not None and node not in lab_.nodes:
+        raise InputError(f"no such node in the lab: {node} (nodes: {', '.join(lab_.nodes)})",
+                         "--node")
+    argv = lab_.ssh_argv(" ".join(command) if command else None, node or lab_.nodes[0])
     sys.stdout.flush()
     os.execvp(argv[0], argv)
 

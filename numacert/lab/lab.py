@@ -17,11 +17,8 @@ import os
 import shlex
 import shutil
 import ssl
-import subprocess
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,8 +33,11 @@ from numacert.lab.controlplane import ControlPlane
 from numacert.lab.image import build_image
 from numacert.lab.kubelet_config import KUBELET_PORT, lab_kubelet_config
 from numacert.lab.profile import DEFAULT_PROFILE, LabProfile, load_lab_profile
+from numacert.lab.qemu import GuestOptions
 from numacert.lab.qemu import Ports as GuestPorts
 from numacert.lab.vm import VM, free_port
+from numacert.proc import run
+from numacert.progress import Progress
 from numacert.state import state_root
 from numacert.wait import wait_until
 
@@ -45,6 +45,12 @@ from numacert.wait import wait_until
 # InternalIP, which the apiserver dials; qemu forwards host 127.0.0.2:10250 into the guest.
 # (The kubelet refuses a loopback --node-ip, but not this.)
 NODE_NAME = "127.0.0.2"
+MAX_NODES = 4  # 127.0.0.2 .. 127.0.0.5; each guest takes its profile's memory and CPUs
+
+
+def node_names(count: int) -> list[str]:
+    """The lab's node names: 127.0.0.2, 127.0.0.3, ... (one host loopback address each)."""
+    return [f"127.0.0.{2 + i}" for i in range(count)]
 LAB_LABEL = "numacert.io/lab"
 ENV_STATE = "NUMACERT_LAB_DIR"
 
@@ -64,7 +70,12 @@ class LabRecord:
     k8s_version: str
     kubelet_config: str  # the rendered KubeletConfiguration the guest runs
     kubelet_source: str | None  # the user's --kubelet file, if any
-    node_name: str = NODE_NAME
+    node_name: str = NODE_NAME  # the first node (kept for lab.json written before `nodes`)
+    nodes: list[str] | None = None  # every node, in order; None = [node_name]
+
+    @property
+    def node_names(self) -> list[str]:
+        return list(self.nodes or [self.node_name])
 
     @classmethod
     def read(cls, path: Path) -> LabRecord | None:
@@ -78,23 +89,6 @@ class LabRecord:
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.__dict__, indent=2) + "\n")
         tmp.replace(path)
-
-
-class Progress:
-    """One line per step with its duration; quiet when progress is off."""
-
-    def __init__(self, show: bool = True, echo: Callable[[str], None] | None = None) -> None:
-        self.show = show
-        self.echo = echo or (lambda s: print(s, flush=True))
-
-    @contextmanager
-    def step(self, what: str) -> Iterator[None]:
-        start = time.monotonic()
-        if self.show:
-            self.echo(f"… {what}")
-        yield
-        if self.show:
-            self.echo(f"✓ {what} ({time.monotonic() - start:.1f}s)")
 
 
 class Lab:
@@ -124,7 +118,18 @@ class Lab:
 
     @property
     def vm_dir(self) -> Path:
-        return self.dir / "vm"
+        return self.guest_dir(NODE_NAME)
+
+    def guest_dir(self, node: str) -> Path:
+        """The first node's guest lives in vm/, the others in vm-<n>/ (n = 2, 3, ...)."""
+        index = node_names(MAX_NODES).index(node) + 1
+        return self.dir / ("vm" if index == 1 else f"vm-{index}")
+
+    @property
+    def nodes(self) -> list[str]:
+        """The nodes of the lab as recorded (the first node only when none is)."""
+        record = self.record
+        return record.node_names if record is not None else [NODE_NAME]
 
     @property
     def cp_dir(self) -> Path:
@@ -136,16 +141,16 @@ class Lab:
                 self.k8s_version,
                 source=self.binaries_source,
                 directory=self.binaries_dir,
-                progress=self.progress.show,
+                progress=self.progress,
             )
         return self._binaries
 
     def control_plane(self) -> ControlPlane:
         return ControlPlane(self.cp_dir, self.binaries())
 
-    def vm(self) -> VM:
-        """The guest of this lab (InfrastructureError when there is none)."""
-        return VM.attach(self.vm_dir)
+    def vm(self, node: str = NODE_NAME) -> VM:
+        """The guest of `node` (InfrastructureError when there is none)."""
+        return VM.attach(self.guest_dir(node))
 
     @property
     def kubeconfig(self) -> Path:
@@ -179,8 +184,12 @@ class Lab:
         kubelet_override: dict | None = None,
         override_source: str | None = None,
         timeout: float = 900.0,
+        nodes: int = 1,
     ) -> LabRecord:
-        """Bring the lab up for `profile_name`; harmless when it is already up as asked."""
+        """Bring the lab up for `profile_name` with `nodes` guests (each the profile's machine,
+        all joined to the one control plane); harmless when it is already up as asked."""
+        if not 1 <= nodes <= MAX_NODES:
+            raise InputError(f"a lab has 1 to {MAX_NODES} nodes, not {nodes}", "--nodes")
         profile, config = self.plan(profile_name, kubelet_override, override_source)
         existing = self.record
         if existing is not None and self._is_up():
@@ -190,13 +199,19 @@ class Lab:
                     f"`numacert lab down` first",
                     "--profile",
                 )
+            if len(existing.node_names) != nodes:
+                raise InputError(
+                    f"the lab is up with {len(existing.node_names)} node(s); run "
+                    "`numacert lab down` first",
+                    "--nodes",
+                )
             if kubelet_override is not None and existing.kubelet_config != to_yaml(config):
                 raise InputError(
                     "the lab is up with another kubelet configuration; use "
                     "`numacert lab reconfigure --kubelet FILE`",
                     "--kubelet",
                 )
-            self.progress.echo("lab already up") if self.progress.show else None
+            self.progress.note("lab already up")
             return existing
         if existing is not None:
             # A lab that is half up (crash, reboot): clear it before starting again.
@@ -205,69 +220,80 @@ class Lab:
         with self.progress.step(f"Kubernetes {self.k8s_version} binaries"):
             binaries = self.binaries()
         with self.progress.step("node image (kernel, rootfs, offline images)"):
-            image = build_image(progress=self.progress.show)
-        record = LabRecord(profile.name, binaries.version, to_yaml(config), override_source)
+            image = build_image(progress=self.progress)
+        names = node_names(nodes)
+        record = LabRecord(profile.name, binaries.version, to_yaml(config), override_source,
+                           nodes=names)
         record.write(self.record_path)  # journal first: `down` finds what follows
         cp = self.control_plane()
         with self.progress.step("control plane on 127.0.0.1 (etcd, apiserver, controllers)"):
             cp.start(timeout=300)
-        with self.progress.step("seed disk (kubelet, certificates, configuration)"):
-            seed = self._seed_disk(cp, binaries, config)
-        ports = GuestPorts(ssh=free_port(), kubelet_addr=NODE_NAME, kubelet_port=KUBELET_PORT)
-        vm = VM(
-            self.vm_dir,
-            image,
-            profile.topology,
-            profile.memory_per_numa,
-            ports=ports,
-            hugepages_2m_per_node=profile.hugepages_2m(),
-            hugepages_1g_per_node=profile.hugepages_1g(),
-            extra=["-drive", f"file={seed},if=virtio,format=raw,readonly=on"],
-            **({"cpu_model": profile.cpu_model} if profile.cpu_model else {}),
-        )
-        with self.progress.step(f"guest boot ({profile.topology!r}, TCG)"):
-            vm.start()
-            vm.wait_ssh(timeout=600)
-            vm.wait_ready(timeout=600)
-        with self.progress.step("kubelet installed from the seed disk"):
-            # The seed is the guest's second virtio disk: /dev/vdb.
-            vm.ssh(
-                "mkdir -p /mnt/seed && mount -o ro,noload /dev/vdb /mnt/seed && "
-                "sh /mnt/seed/install.sh; rc=$?; umount /mnt/seed; exit $rc",
-                timeout=300,
-                check=True,
+        guests = {}
+        for name in names:
+            with self.progress.step(f"seed disk of {name} (kubelet, certificates, configuration)"):
+                seed = self._seed_disk(cp, binaries, config, name)
+            guests[name] = VM(
+                self.guest_dir(name),
+                image,
+                profile.topology,
+                profile.memory_per_numa,
+                ports=GuestPorts(ssh=free_port(), kubelet_addr=name, kubelet_port=KUBELET_PORT),
+                hugepages_2m_per_node=profile.hugepages_2m(),
+                hugepages_1g_per_node=profile.hugepages_1g(),
+                extra=["-drive", f"file={seed},if=virtio,format=raw,readonly=on"],
+                options=GuestOptions(hostname=_hostname(name), name=_hostname(name)),
+                **({"cpu_model": profile.cpu_model} if profile.cpu_model else {}),
             )
-        with self.progress.step(f"kubelet start, node {NODE_NAME} Ready"):
+        what = f"{len(names)} guest(s)" if len(names) > 1 else "guest"
+        with self.progress.step(f"{what} boot ({profile.topology!r}, TCG)"):
+            for vm in guests.values():  # all boot at once: the waits overlap
+                vm.start()
+            for vm in guests.values():
+                vm.wait_ssh(timeout=600)
+                vm.wait_ready(timeout=600)
+        with self.progress.step("kubelet installed from the seed disk"):
+            for vm in guests.values():
+                # The seed is the guest's second virtio disk: /dev/vdb.
+                vm.ssh(
+                    "mkdir -p /mnt/seed && mount -o ro,noload /dev/vdb /mnt/seed && "
+                    "sh /mnt/seed/install.sh; rc=$?; umount /mnt/seed; exit $rc",
+                    timeout=300,
+                    check=True,
+                )
+        with self.progress.step(f"kubelet start, node(s) {', '.join(names)} Ready"):
             started = time.time()
-            vm.ssh("systemctl start kubelet", timeout=120, check=True)
-            self.wait_node_ready(since=started, timeout=timeout)
-            self.label_node()
+            for vm in guests.values():
+                vm.ssh("systemctl start kubelet", timeout=120, check=True)
+            for name in names:
+                self.wait_node_ready(since=started, timeout=timeout, node=name)
+                self.label_node(name)
         return record
 
-    def label_node(self) -> None:
-        """The lab's node opts in to reconfiguration: it is numacert's own."""
+    def label_node(self, node: str = NODE_NAME) -> None:
+        """The lab's nodes opt in to reconfiguration: they are numacert's own."""
         from numacert.providers.safety import OPT_IN_LABEL
 
         key, value = OPT_IN_LABEL.split("=")
-        self.core_api().patch_node(NODE_NAME, {"metadata": {"labels": {key: value}}})
+        self.core_api().patch_node(node, {"metadata": {"labels": {key: value}}})
 
     def _seed_disk(
-        self, cp: ControlPlane, binaries: lab_binaries.Binaries, config: KubeletConfig
+        self, cp: ControlPlane, binaries: lab_binaries.Binaries, config: KubeletConfig, node: str
     ) -> Path:
         """An ext4 image with everything the guest's kubelet needs and the script installing
         it, attached to the guest as a read-only disk: copying an 80 MB kubelet in over ssh
         takes most of a minute under TCG, reading it from a disk a few seconds."""
-        serving = cp.kubelet_serving_cert(NODE_NAME, ips=[NODE_NAME])
-        stage = self.dir / "seed"
+        serving = cp.kubelet_serving_cert(node, ips=[node])
+        stage = self.dir / f"seed-{node}"
         shutil.rmtree(stage, ignore_errors=True)
         stage.mkdir(parents=True)
         shutil.copy2(binaries.kubelet, stage / "kubelet")
         shutil.copy2(cp.ca_cert, stage / "ca.crt")
         shutil.copy2(serving.cert, stage / "kubelet.crt")
         shutil.copy2(serving.key, stage / "kubelet.key")
-        shutil.copy2(cp.node_kubeconfig(NODE_NAME), stage / "kubelet.kubeconfig")
+        shutil.copy2(cp.node_kubeconfig(node), stage / "kubelet.kubeconfig")
         (stage / "config.yaml").write_text(to_yaml(config))
-        flags = [f"--hostname-override={NODE_NAME}", f"--node-labels={LAB_LABEL}=true", "--v=2"]
+        # No --v: kubeadm sets none, and at --v=2 journald spends a core-minute an hour under TCG.
+        flags = [f"--hostname-override={node}", f"--node-labels={LAB_LABEL}=true"]
         (stage / "kubeadm-flags.env").write_text(f'KUBELET_KUBEADM_ARGS="{" ".join(flags)}"\n')
         (stage / "install.sh").write_text(
             "set -e\n"
@@ -284,48 +310,52 @@ class Lab:
             "systemctl enable kubelet.service\n"
         )
         size_mib = sum(f.stat().st_size for f in stage.iterdir()) // 2**20 + 32
-        self.vm_dir.mkdir(parents=True, exist_ok=True)
-        image = self.vm_dir / "seed.img"
+        self.guest_dir(node).mkdir(parents=True, exist_ok=True)
+        image = self.guest_dir(node) / "seed.img"
         image.unlink(missing_ok=True)
-        proc = subprocess.run(
-            [
-                "mke2fs",
-                "-q",
-                "-t",
-                "ext4",
-                "-L",
-                "numacert-seed",
-                "-d",
-                str(stage),
-                str(image),
-                f"{size_mib}M",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        shutil.rmtree(stage, ignore_errors=True)
-        if proc.returncode != 0:
-            raise InfrastructureError(f"mke2fs of the seed disk failed: {proc.stderr.strip()}")
+        try:
+            run(
+                ["mke2fs", "-q", "-t", "ext4", "-L", "numacert-seed", "-d", str(stage),
+                 str(image), f"{size_mib}M"],
+                "mke2fs of the seed disk",
+                120,
+            )
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
         return image
 
     # ---- checks ----------------------------------------------------------------------------
+    def running(self) -> bool:
+        """Every process of the recorded lab runs (control plane and each guest), whether or
+        not its nodes are Ready: a node being reconfigured is still the lab's."""
+        if self.record is None or not self.control_plane().is_running():
+            return False
+        for name in self.nodes:
+            try:
+                if not self.vm(name).is_running():
+                    return False
+            except InfrastructureError:
+                return False
+        return True
+
     def _is_up(self) -> bool:
-        try:
-            vm = self.vm()
-        except InfrastructureError:
+        if not self.control_plane().is_running():
             return False
-        if not vm.is_running() or not self.control_plane().is_running():
-            return False
-        return self.node_ready()
+        for name in self.nodes:
+            try:
+                vm = self.vm(name)
+            except InfrastructureError:
+                return False
+            if not vm.is_running() or not self.node_ready(node=name):
+                return False
+        return True
 
-    def node(self):
-        return self.core_api().read_node(NODE_NAME)
+    def node(self, name: str = NODE_NAME):
+        return self.core_api().read_node(name)
 
-    def node_ready(self, since: float | None = None) -> bool:
+    def node_ready(self, since: float | None = None, node: str = NODE_NAME) -> bool:
         try:
-            node = self.node()
+            node = self.node(node)
         except Exception:  # noqa: BLE001 - any API failure means "not Ready yet"
             return False
         for cond in node.status.conditions or []:
@@ -334,27 +364,29 @@ class Lab:
                 return cond.status == "True" and fresh
         return False
 
-    def wait_node_ready(self, since: float | None = None, timeout: float = 900.0) -> float:
-        """Wait for node Ready with a heartbeat after `since`; report the kubelet's last log
+    def wait_node_ready(
+        self, since: float | None = None, timeout: float = 900.0, node: str = NODE_NAME
+    ) -> float:
+        """Wait for `node` Ready with a heartbeat after `since`; report the kubelet's last log
         lines (or the guest's console if it died) on timeout."""
         start = time.monotonic()
-        vm = self.vm()
+        vm = self.vm(node)
 
         def ready() -> bool:
             if not vm.is_running():
                 raise InfrastructureError(
-                    f"the lab guest died; last console lines:\n{vm.console_tail()}"
+                    f"the lab guest of {node} died; last console lines:\n{vm.console_tail()}"
                 )
-            return self.node_ready(since)
+            return self.node_ready(since, node)
 
         def kubelet_log() -> str:
             _, log, _ = vm.ssh("journalctl -u kubelet -n 30 --no-pager", timeout=30)
             return f"kubelet log:\n{log}"
 
-        wait_until(ready, timeout, f"node {NODE_NAME} to be Ready", 2.0, kubelet_log)
+        wait_until(ready, timeout, f"node {node} to be Ready", 2.0, kubelet_log)
         return time.monotonic() - start
 
-    def kubelet_get(self, path: str) -> str:
+    def kubelet_get(self, path: str, node: str = NODE_NAME) -> str:
         """GET a kubelet endpoint (configz, metrics, healthz) directly with the apiserver's
         kubelet-client certificate: the apiserver refuses nodes/proxy for a loopback node
         address."""
@@ -363,7 +395,7 @@ class Lab:
         ctx = ssl.create_default_context(cafile=str(cp.ca_cert))
         ctx.check_hostname = False
         ctx.load_cert_chain(str(client_cert.cert), str(client_cert.key))
-        url = f"https://{NODE_NAME}:{KUBELET_PORT}/{path.lstrip('/')}"
+        url = f"https://{node}:{KUBELET_PORT}/{path.lstrip('/')}"
         with urllib.request.urlopen(url, context=ctx, timeout=30) as resp:  # noqa: S310
             return resp.read().decode()
 
@@ -373,23 +405,23 @@ class Lab:
 
         return from_dict(yaml.safe_load(self.record.kubelet_config), "lab kubelet configuration")
 
-    def kubelet_configz(self) -> dict:
+    def kubelet_configz(self, node: str = NODE_NAME) -> dict:
         """The running kubelet's own view of its configuration (/configz)."""
-        return json.loads(self.kubelet_get("configz"))["kubeletconfig"]
+        return json.loads(self.kubelet_get("configz", node))["kubeletconfig"]
 
     # ---- reconfigure -----------------------------------------------------------------------
-    def access_spec(self) -> str:
-        """The testinfra spec of the guest: real SSH (paramiko) with the lab's key; TCG makes
+    def access_spec(self, node: str = NODE_NAME) -> str:
+        """The testinfra spec of a guest: real SSH (paramiko) with the lab's key; TCG makes
         sshd slow to answer under load, hence the generous connect timeout."""
-        return self.vm().testinfra_spec("paramiko") + "&timeout=60"
+        return self.vm(node).testinfra_spec("paramiko") + "&timeout=60"
 
-    def node_handle(self):
-        """The lab node as numacert.providers reach any node: API, SSH, /configz."""
+    def node_handle(self, node: str = NODE_NAME):
+        """A lab node as numacert.providers reach any node: API, SSH, /configz."""
         from numacert.probes.access import NodeAccess
         from numacert.providers.procedure import NodeHandle
 
-        return NodeHandle(NODE_NAME, self.core_api(), NodeAccess.connect(self.access_spec()),
-                          self.kubelet_configz, {"kind": "lab"})
+        return NodeHandle(node, self.core_api(), NodeAccess.connect(self.access_spec(node)),
+                          lambda: self.kubelet_configz(node), {"kind": "lab"})
 
     def reconfigure(
         self, kubelet_override: dict, override_source: str | None = None, timeout: float = 900.0
@@ -409,15 +441,18 @@ class Lab:
         if record is None or not self._is_up():
             raise InputError("the lab is not up; run `numacert lab up` first", "lab")
         _, config = self.plan(record.profile, kubelet_override, override_source)
-        new = LabRecord(record.profile, record.k8s_version, to_yaml(config), override_source)
-        handle = self.node_handle()
-        with self.progress.step("kubelet reconfigured (pods evicted, state files cleared)"):
-            new.write(self.record_path)  # journal first: what the node is being changed to
-            written = new.kubelet_config.encode()
-            switch_kubelet(handle, "/var/lib/kubelet", {layout.CONFIG_FILE: written},
-                           "after reconfigure")
-            check_policy(handle, written, "the lab reconfiguration")
-            set_unschedulable(handle.core, NODE_NAME, False)
+        new = LabRecord(record.profile, record.k8s_version, to_yaml(config), override_source,
+                        nodes=record.node_names)
+        new.write(self.record_path)  # journal first: what the nodes are being changed to
+        written = new.kubelet_config.encode()
+        for name in record.node_names:
+            handle = self.node_handle(name)
+            with self.progress.step(f"{name}: kubelet reconfigured (pods evicted, state files "
+                                    "cleared)"):
+                switch_kubelet(handle, "/var/lib/kubelet", {layout.CONFIG_FILE: written},
+                               "after reconfigure")
+                check_policy(handle, written, "the lab reconfiguration")
+                set_unschedulable(handle.core, name, False)
         return new
 
     # ---- status / down ---------------------------------------------------------------------
@@ -428,35 +463,43 @@ class Lab:
             return out
         out["profile"] = record.profile
         out["kubernetes"] = record.k8s_version
-        try:
-            vm = self.vm()
-            out["guest"] = {
-                "running": vm.is_running(),
-                "pid": vm.pid(),
-                "ssh": f"{vm.ports.ssh_addr}:{vm.ports.ssh}",
-            }
-        except InfrastructureError:
-            out["guest"] = {"running": False}
+        guests = {}
+        for name in record.node_names:
+            try:
+                vm = self.vm(name)
+                guests[name] = {
+                    "running": vm.is_running(),
+                    "pid": vm.pid(),
+                    "ssh": f"{vm.ports.ssh_addr}:{vm.ports.ssh}",
+                }
+            except InfrastructureError:
+                guests[name] = {"running": False}
+        out["guests"] = guests
+        out["guest"] = guests[record.node_names[0]]
         cp_status = self.control_plane().status()
         out["control_plane"] = {
             "running": cp_status.get("running"),
             "ready": cp_status.get("ready"),
         }
-        out["node"] = {"name": NODE_NAME, "ready": self.node_ready()}
+        out["nodes"] = {name: self.node_ready(node=name) for name in record.node_names}
+        out["node"] = {"name": record.node_names[0], "ready": out["nodes"][record.node_names[0]]}
         out["kubeconfig"] = str(self.kubeconfig)
         out["up"] = bool(
-            out["guest"]["running"] and out["control_plane"]["running"] and out["node"]["ready"]
+            all(g["running"] for g in guests.values())
+            and out["control_plane"]["running"]
+            and all(out["nodes"].values())
         )
         return out
 
     def down(self) -> None:
-        """Stop the guest and the control plane; remove the guest's disk overlay.
+        """Stop every guest and the control plane; remove the guests' disk overlays.
 
-        Works from whatever is recorded, so a half-started or crashed lab is cleaned too.
+        Works from whatever is on disk, so a half-started or crashed lab is cleaned too.
         """
-        if (self.vm_dir / "vm.json").exists():
-            with self.progress.step("guest power-off"):
-                self.vm().destroy()
+        for run_dir in sorted(self.dir.glob("vm*")):
+            if (run_dir / "vm.json").exists():
+                with self.progress.step(f"guest power-off ({run_dir.name})"):
+                    VM.attach(run_dir).destroy()
         if self.cp_dir.exists():
             with self.progress.step("control plane stop"):
                 ControlPlane(self.cp_dir, self._binaries_for_stop()).stop()
@@ -472,14 +515,8 @@ class Lab:
             return cached
         return lab_binaries.Binaries(self.k8s_version, "", "none", {})
 
-    def ssh_argv(self, command: str | None = None) -> list[str]:
-        vm = self.vm()
-        argv = vm._ssh_base(10)
-        if command:
-            argv.append(command)
-        else:
-            argv.insert(1, "-t")
-        return argv
+    def ssh_argv(self, command: str | None = None, node: str = NODE_NAME) -> list[str]:
+        return self.vm(node).ssh_argv(command)
 
     def guest_shell(self, command: str, timeout: float = 120.0) -> str:
         """Run a shell command in the guest and return its stdout (raises on failure)."""
@@ -488,6 +525,12 @@ class Lab:
 
     def guest_file(self, path: str) -> str:
         return self.guest_shell(f"cat {shlex.quote(path)}")
+
+
+def _hostname(node: str) -> str:
+    """numacert-lab for the first node, numacert-lab-<n> for the others."""
+    index = node_names(MAX_NODES).index(node) + 1
+    return "numacert-lab" if index == 1 else f"numacert-lab-{index}"
 
 
 def _minor(version: str) -> int:

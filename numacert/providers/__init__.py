@@ -63,7 +63,7 @@ def reopen(where: dict, node: str):
         from numacert.target import LAB_IMAGE
 
         lab = Lab(progress=False)
-        if not lab.status()["up"]:
+        if not lab.running() or node not in lab.nodes:
             return None
         return Target(kind="lab", core=lab.core_api(), nodes=[node], image=LAB_IMAGE,
                       kubeconfig=str(lab.kubeconfig), context=None, lab=lab)

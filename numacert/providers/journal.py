@@ -66,6 +66,7 @@ class JournalEntry:
     configz: dict  # the kubelet's /configz "kubeletconfig" before any change
     was_unschedulable: bool
     applied: str | None = None  # what the node runs now (a combination id), for people
+    boot_id: str = ""  # /proc/sys/kernel/random/boot_id: tells a replaced lab guest apart
     runner: dict = field(default_factory=dict)
     created: str = ""
 

@@ -187,12 +187,17 @@ class Reconfigurer:
             files=saved,
             configz=original.configz,
             was_unschedulable=was,
+            boot_id=boot_id(handle.access),
         )
 
     def _write_journal(self, handle: NodeHandle, entry: JournalEntry) -> None:
         # Runner first: a runner killed right after still knows to restore this node.
         self.journal.write(entry)
         handle.access.write_bytes(NODE_JOURNAL, entry.dumps().encode(), 0o600)
+
+
+def boot_id(access: NodeAccess) -> str:
+    return access.run("cat /proc/sys/kernel/random/boot_id").strip()
 
 
 def check_policy(handle: NodeHandle, written: bytes, label: str) -> None:

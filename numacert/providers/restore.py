@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from numacert.errors import InputError, NumacertError
 from numacert.providers import node_handle, reopen
 from numacert.providers.journal import NODE_JOURNAL, Journal, JournalEntry
-from numacert.providers.procedure import Reconfigurer
+from numacert.providers.procedure import Reconfigurer, boot_id
 
 
 @dataclass(frozen=True)
@@ -45,9 +45,15 @@ def restore_entry(entry: JournalEntry, journal: Journal, echo: Callable[[str], N
         target = target or reopen(entry.target, node)
         if target is None:
             journal.remove(node)
-            return RestoreOutcome(node, True, "the lab is down: its guest, and every change "
-                                  "made to it, are gone; journal removed")
+            return RestoreOutcome(node, True, "the lab node is gone (lab down, or a lab without "
+                                  "it): its guest and every change made to it went with it; "
+                                  "journal removed")
         handle = node_handle(target, node)
+        if entry.provider == "lab" and entry.boot_id and boot_id(handle.access) != entry.boot_id:
+            # `lab down` destroys a guest's disk: a guest of that name now is a new one.
+            journal.remove(node)
+            return RestoreOutcome(node, True, "the lab guest was replaced since (lab down/up): "
+                                  "the changes went with the old one; journal removed")
         took = Reconfigurer(entry.provider, journal, echo).restore(handle, entry)
     except NumacertError as exc:
         return RestoreOutcome(node, False, f"restore failed, journal kept: {exc}")
