@@ -25,8 +25,8 @@ def _target(options: dict):
     if provider == "lab" and not wants_lab:
         raise InputError("the lab provider takes no --kubeconfig/--context", "--provider")
     if provider == "ssh" and wants_lab:
-        raise InputError("the ssh provider needs --kubeconfig (the cluster of the nodes)",
-                         "--provider")
+        raise InputError("the ssh provider needs --kubeconfig or --context (the cluster of the "
+                         "nodes)", "--provider")
     if provider == "ssh" and not options.get("node_access"):
         raise InputError("the ssh provider needs --node-access, e.g. 'ssh://root@{node}'",
                          "--node-access")

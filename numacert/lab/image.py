@@ -4,7 +4,7 @@ The result lives in `<cache>/image/<key>/` (see numacert.lab.cache); the key has
 list, the Debian suite and mirrors, every file the image carries (init, kubelet helper,
 containerd and CNI config), the OCI images and the SSH public key. Same inputs, same
 directory: no rebuild. The image does not contain the kubelet, so it does not depend on the
-Kubernetes version: the orchestration copies the kubelet in over SSH.
+Kubernetes version: `lab up` installs the kubelet from a seed disk.
 
 Build steps (root only: mmdebstrap --mode=root, umoci unpack and mke2fs -d need it):
   1. SSH keypair in `<cache>/ssh/` (generated once, its public key goes into the image).

@@ -5,7 +5,7 @@ Every file of a guest lives in its run directory:
   disk.qcow2     copy-on-write overlay over the cached rootfs.img (the cache stays pristine;
                  unlike snapshot=on the guest's writes survive a guest reboot and can be
                  inspected after a crash, and they disappear with the run directory)
-  console.log    the serial console (kernel + lab-init messages)
+  console.log    the serial console (kernel, systemd, lab-setup and lab-images messages)
   qemu.log       qemu's own output until it daemonized (TCG feature warnings, start errors)
   qemu.pid       the pid qemu writes itself (-pidfile)
   qemu.process.json  qemu's process record (pid + start time, numacert.proc.ProcessRecord):
@@ -237,8 +237,8 @@ class VM:
                 f"the lab guest died while waiting for {waiting_for} ({self.run_dir}); "
                 f"qemu: {self._qemu_log_tail()}; last console lines:\n{self.console_tail()}")
         tail = self.console_tail(60)
-        if "lab-init: FAILED" in tail:
-            raise InfrastructureError(f"lab-init failed in the guest while waiting for "
+        if "lab-setup: FAILED" in tail or "lab-images: FAILED" in tail:
+            raise InfrastructureError(f"the guest's boot setup failed while waiting for "
                                       f"{waiting_for}; last console lines:\n{tail}")
         if "Kernel panic" in tail:
             raise InfrastructureError(f"the lab guest's kernel panicked while waiting for "
@@ -258,9 +258,9 @@ class VM:
         return time.monotonic() - start
 
     def wait_ready(self, timeout: float = 300.0) -> float:
-        """Wait until lab-init reports containerd up and the images imported (/run/lab/ready).
+        """Wait until lab-images reports containerd up and the images imported (/run/lab/ready).
 
-        Raises with lab-init's failure message if it wrote /run/lab/failed.
+        Raises with the failure message lab-setup or lab-images wrote to /run/lab/failed.
         """
         start = time.monotonic()
 
@@ -270,9 +270,10 @@ class VM:
                 "if [ -e /run/lab/failed ]; then echo FAILED; cat /run/lab/failed; "
                 "elif [ -e /run/lab/ready ]; then echo READY; fi", timeout=30, check=False)
             if rc == 0 and out.startswith("FAILED"):
-                _, log, _ = self.ssh("cat /run/lab/boot.log; tail -n 20 /var/log/containerd.log",
-                                     timeout=30, check=False)
-                raise InfrastructureError(f"lab-init failed in the guest: {out[7:].strip()}\n"
+                _, log, _ = self.ssh(
+                    "cat /run/lab/boot.log; journalctl -u containerd -n 20 --no-pager",
+                    timeout=30, check=False)
+                raise InfrastructureError(f"the guest's boot setup failed: {out[7:].strip()}\n"
                                           f"{log}")
             return rc == 0 and out.startswith("READY")
 

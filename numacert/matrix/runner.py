@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from numacert.errors import InputError, NumacertError
+from numacert.errors import InputError
 from numacert.kubelet.parse import from_dict
 from numacert.kubelet.render import to_dict
 from numacert.matrix.resolve import MANAGED_FIELDS, Resolved, Status, raise_if_invalid, resolve
@@ -234,7 +234,7 @@ class MatrixExecution:
                 apply_s = self.reconfigurer.apply(
                     prep.handle, prep.original, managed_fields(resolved), resolved.id
                 )
-            except NumacertError as exc:
+            except Exception as exc:  # noqa: BLE001 - recorded; the node is restored at the end
                 self.record.update(resolved.id, status="error", reason=f"apply failed: {exc}")
                 self.echo(f"{node}: {resolved.id}: apply failed: {exc}")
                 continue
@@ -346,6 +346,10 @@ def child_args(options: dict) -> list[str]:
             args += [f"--{flag.replace('_', '-')}", str(options[flag])]
     if options.get("no_kubelet_restart"):
         args.append("--no-kubelet-restart")
+    if options.get("checks", "all") != "all":
+        args += ["--checks", options["checks"]]
+    for check in options.get("check") or ():
+        args += ["--check", check]
     args.append("--keep-lab")  # the matrix run owns the lab's lifetime, not each child
     return args
 

@@ -13,6 +13,7 @@ entry after a crash.
 from __future__ import annotations
 
 import json
+import os
 
 from numacert.errors import InputError
 from numacert.providers.procedure import NodeHandle
@@ -39,7 +40,8 @@ def node_handle(target, node: str) -> NodeHandle:
     else:
         where = {
             "kind": "cluster",
-            "kubeconfig": target.kubeconfig,
+            # absolute: `numacert restore` may run from another directory
+            "kubeconfig": os.path.abspath(target.kubeconfig) if target.kubeconfig else None,
             "context": target.context,
             "node_access": target.node_access_spec,
         }

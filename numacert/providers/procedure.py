@@ -3,8 +3,9 @@
 The procedure (upstream's documented one for changing CPU/Memory Manager policies):
   journal → cordon → evict the node's pods (not DaemonSets', not static pods) → stop the
   kubelet → remove cpu_manager_state and memory_manager_state → write the configuration file
-  → start the kubelet → node Ready with a fresh heartbeat → /configz shows the policy →
-  uncordon (unless it was cordoned before).
+  → start the kubelet → node Ready with a fresh heartbeat → /configz shows the policy.
+The node stays cordoned while it runs numacert's configurations (numacert's probe pods are
+bound by nodeName and tolerate it); the restore uncordons it unless it was cordoned before.
 A restore is the same procedure writing back the journaled files byte for byte, then the
 journal is removed. Everything goes through a testinfra host (NodeAccess) and the
 Kubernetes API; nothing here knows whether the node is a lab guest or a real machine.
@@ -13,7 +14,8 @@ Kubernetes API; nothing here knows whether the node is a lab guest or a real mac
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -134,6 +136,16 @@ class Reconfigurer:
     def apply(
         self, handle: NodeHandle, original: Original, fields: dict[str, Any], label: str
     ) -> float:
+        with api_errors(handle.name, f"applying {label}"):
+            return self._apply(handle, original, fields, label)
+
+    def restore(self, handle: NodeHandle, entry: JournalEntry) -> float:
+        with api_errors(handle.name, "restoring it"):
+            return self._restore(handle, entry)
+
+    def _apply(
+        self, handle: NodeHandle, original: Original, fields: dict[str, Any], label: str
+    ) -> float:
         """Run `fields` (KubeletConfiguration keys; None removes one) on the node. Journals
         the original files first (once per node). Returns the seconds it took."""
         start = time.monotonic()
@@ -148,10 +160,11 @@ class Reconfigurer:
         switch_kubelet(handle, entry.root_dir, {original.layout.config_file: new},
                        f"for {label}", echo=self.echo)
         check_policy(handle, new, label)
-        set_unschedulable(handle.core, handle.name, entry.was_unschedulable)
+        # The node stays cordoned until the restore: the probe pods tolerate it (nodeName,
+        # tolerations), other workloads do not land on a node whose kubelet keeps changing.
         return time.monotonic() - start
 
-    def restore(self, handle: NodeHandle, entry: JournalEntry) -> float:
+    def _restore(self, handle: NodeHandle, entry: JournalEntry) -> float:
         """Put the journaled files back byte for byte and the kubelet as it was; then the
         journal goes (node copy first, runner copy last)."""
         start = time.monotonic()
@@ -194,6 +207,21 @@ class Reconfigurer:
         # Runner first: a runner killed right after still knows to restore this node.
         self.journal.write(entry)
         handle.access.write_bytes(NODE_JOURNAL, entry.dumps().encode(), 0o600)
+
+
+@contextmanager
+def api_errors(node: str, doing: str) -> Iterator[None]:
+    """An API server refusal (403 without the numacert-matrix role, 404 ...) is an
+    infrastructure problem of this node's reconfiguration, said in one line."""
+    from kubernetes.client.rest import ApiException
+
+    try:
+        yield
+    except ApiException as exc:
+        raise InfrastructureError(
+            f"node {node}: the API server refused a request while {doing}: {exc.status} "
+            f"{exc.reason} (see clusters/rbac/numacert-matrix.yaml)"
+        ) from None
 
 
 def boot_id(access: NodeAccess) -> str:

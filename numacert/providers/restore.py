@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from numacert.errors import InputError, NumacertError
+from numacert.errors import InputError
 from numacert.providers import node_handle, reopen
 from numacert.providers.journal import NODE_JOURNAL, Journal, JournalEntry
 from numacert.providers.procedure import Reconfigurer, boot_id
@@ -55,10 +55,15 @@ def restore_entry(entry: JournalEntry, journal: Journal, echo: Callable[[str], N
             return RestoreOutcome(node, True, "the lab guest was replaced since (lab down/up): "
                                   "the changes went with the old one; journal removed")
         took = Reconfigurer(entry.provider, journal, echo).restore(handle, entry)
-    except NumacertError as exc:
-        return RestoreOutcome(node, False, f"restore failed, journal kept: {exc}")
+    except Exception as exc:  # noqa: BLE001 - any failure: keep the journal, go on to the next
+        return RestoreOutcome(node, False, f"restore failed, journal kept: {_one_line(exc)}")
     files = ", ".join(f"{f.path} (sha256 {f.sha256[:12]})" for f in entry.files)
     return RestoreOutcome(node, True, f"restored in {took:.0f}s: {files}")
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return " ".join(text.split())[:400]
 
 
 def entry_from_node(target, node: str) -> JournalEntry:

@@ -151,3 +151,58 @@ def test_vm_record_round_trips(tmp_path):
     again = VM.attach(vm.run_dir)
     assert again.topology == profile.topology
     assert again.argv() == vm.argv()
+
+
+def test_lab_node_names_and_guest_dirs(tmp_path):
+    from numacert.lab.lab import node_names
+
+    assert node_names(3) == ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
+    lab = Lab(tmp_path, progress=False)
+    assert lab.guest_dir("127.0.0.2") == tmp_path / "vm"
+    assert lab.guest_dir("127.0.0.3") == tmp_path / "vm-2"
+    assert lab.nodes == ["127.0.0.2"]  # no lab recorded: the one `lab up` starts by default
+
+
+def test_lab_record_without_nodes_reads_as_one_node(tmp_path):
+    """lab.json written before labs had several nodes still reads."""
+    import json
+
+    from numacert.lab.lab import LabRecord
+
+    path = tmp_path / "lab.json"
+    path.write_text(
+        json.dumps(
+            {
+                "profile": "default",
+                "k8s_version": "v1.37.2",
+                "kubelet_config": "",
+                "kubelet_source": None,
+                "node_name": "127.0.0.2",
+            }
+        )
+    )
+    assert LabRecord.read(path).node_names == ["127.0.0.2"]
+    two = LabRecord("default", "v1.37.2", "", None, nodes=["127.0.0.2", "127.0.0.3"])
+    two.write(path)
+    assert LabRecord.read(path).node_names == ["127.0.0.2", "127.0.0.3"]
+
+
+@pytest.mark.parametrize("count", [0, 5])
+def test_lab_node_count_is_checked_before_anything_starts(tmp_path, count):
+    with pytest.raises(InputError, match="1 to 4 nodes"):
+        Lab(tmp_path, progress=False).up(nodes=count)
+    assert not (tmp_path / "lab.json").exists()
+
+
+def test_run_names_only_nodes_of_the_recorded_lab(tmp_path, monkeypatch):
+    from numacert.lab.lab import ENV_STATE, LabRecord
+    from numacert.target import TargetOptions, lab_node_names
+
+    monkeypatch.setenv(ENV_STATE, str(tmp_path))
+    LabRecord("default", "v1.37.2", "", None, nodes=["127.0.0.2", "127.0.0.3"]).write(
+        tmp_path / "lab.json"
+    )
+    assert lab_node_names(TargetOptions()) == ["127.0.0.2", "127.0.0.3"]
+    assert lab_node_names(TargetOptions(nodes="127.0.0.3")) == ["127.0.0.3"]
+    with pytest.raises(InputError, match="127.0.0.4"):
+        lab_node_names(TargetOptions(nodes="127.0.0.4"))
