@@ -67,6 +67,11 @@ def pytest_addoption(parser) -> None:
     )
     group.addoption("--numacert-results", help="write results.json here")
     group.addoption(
+        "--numacert-topology",
+        help="JSON {node: topology} that numacert read from these nodes moments before (a "
+        "matrix run passes it to each combination's run): the topology pod is not run again",
+    )
+    group.addoption(
         "--numacert-kind",
         choices=["behaviour", "configuration"],
         help="run only the checks of this kind (the others are deselected)",
@@ -147,6 +152,7 @@ def make_session(config):
         require_path=config.getoption("--require"),
         assume_path=config.getoption("--assume"),
         restart_kubelet=not config.getoption("--no-kubelet-restart"),
+        topology_path=config.getoption("--numacert-topology"),
     )
     session = CertSession(options, progress, uncaptured)
     session.selected_checks = config.stash.get(SELECTED_CHECKS, None)

@@ -97,6 +97,8 @@ def pytest_args(out: Path, options: dict) -> list[str]:
         args.append("--keep-lab")
     if options.get("no_kubelet_restart"):
         args.append("--no-kubelet-restart")
+    if options.get("topology_snapshot"):
+        args += ["--numacert-topology", str(options["topology_snapshot"])]
     if options.get("checks", "all") != "all":
         args += ["--numacert-kind", options["checks"]]
     for check in options.get("check") or ():
@@ -150,6 +152,11 @@ def pytest_args(out: Path, options: dict) -> list[str]:
     type=click.Choice(["lab", "ssh"]),
     help="with --matrix: how nodes are reconfigured (default: lab without --kubeconfig, else "
     "ssh, which needs --node-access)",
+)
+@click.option(
+    "--topology-snapshot",
+    type=click.Path(dir_okay=False, exists=True),
+    hidden=True,  # internal: how a matrix run hands each combination's run the topology
 )
 @click.option(
     "--ignore-opt-in-label",

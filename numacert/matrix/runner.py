@@ -256,8 +256,12 @@ class MatrixExecution:
         require = run_dir / "require.yaml"
         fragment = {k: v for k, v in managed_fields(resolved).items() if v is not None}
         require.write_text(yaml.safe_dump(fragment, sort_keys=False))
+        # The topology prepare() read from this node: no collector pod per combination.
+        snapshot = run_dir / "topology.json"
+        snapshot.write_text(json.dumps({node: self.prepared.nodes[node].topology.to_dict()}))
         argv = [sys.executable, "-m", "numacert.cli.main", "run", "--nodes", node,
                 "--require", str(require), "--output-dir", str(run_dir),
+                "--topology-snapshot", str(snapshot),
                 "--junit-context", self.settings.junit_context, *self.settings.child_args]
         start = time.monotonic()
         with (run_dir / "run.log").open("w") as log:

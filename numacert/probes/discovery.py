@@ -91,13 +91,16 @@ def node_topology(core, namespace: str, node: str, image: str, timeout: float = 
         raise InfrastructureError(f"the topology of {node} could not be read: {exc}") from None
 
 
-def discover(target, namespace: str, node: str) -> NodeFacts:
-    """Everything about `node` the suites need before any probe pod runs."""
+def discover(target, namespace: str, node: str, topology: Topology | None = None) -> NodeFacts:
+    """Everything about `node` the suites need before any probe pod runs. `topology`, when
+    given, is a snapshot numacert itself read from this node moments before (a matrix run
+    reads it once per node): the collector pod is then not run again."""
     obj = target.core.read_node(node)
     status = obj.status
     raw = target.configz(node)
     config = from_configz(raw, f"/configz of node {node}")
-    topology = node_topology(target.core, namespace, node, target.image)
+    if topology is None:
+        topology = node_topology(target.core, namespace, node, target.image)
     return NodeFacts(
         name=node,
         kubelet_version=status.node_info.kubelet_version,

@@ -226,3 +226,21 @@ def test_matrix_record_is_what_the_matrix_reports_read(tmp_path):
     fields = managed_fields(ok)
     assert fields["cpuManagerPolicy"] == "static"
     assert set(fields) >= {"topologyManagerPolicy", "memoryManagerPolicy", "reservedMemory"}
+
+
+def test_a_topology_snapshot_round_trips_for_the_child_run(tmp_path):
+    """What the matrix runner writes for a combination's run is what the session reads back:
+    the same topology, so the child needs no collector pod."""
+    from numacert.fixtures.session import CertOptions, CertSession
+    from numacert.lab.profile import load_lab_profile
+    from numacert.target import TargetOptions
+
+    topology = load_lab_profile("default").topology
+    path = tmp_path / "topology.json"
+    path.write_text(json.dumps({"n1": topology.to_dict()}))
+    session = CertSession(
+        CertOptions(TargetOptions(), topology_path=str(path)), progress=lambda s: None
+    )
+    back = session._topology_snapshot("n1")
+    assert back is not None and back.fingerprint() == topology.fingerprint()
+    assert session._topology_snapshot("n2") is None  # another node: its own collector pod

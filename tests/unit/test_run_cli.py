@@ -113,6 +113,7 @@ def test_pytest_args_carry_every_option(tmp_path):
             "no_kubelet_restart": True,
             "checks": "behaviour",
             "check": ("TM-ALIGN",),
+            "topology_snapshot": "t.json",
         },
     )
     joined = " ".join(args)
@@ -128,6 +129,7 @@ def test_pytest_args_carry_every_option(tmp_path):
         "--no-kubelet-restart",
         "--numacert-kind behaviour",
         "--numacert-check TM-ALIGN",
+        "--numacert-topology t.json",
         f"--numacert-results {tmp_path / 'results.json'}",
     ):
         assert part in joined, part
