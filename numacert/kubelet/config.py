@@ -20,6 +20,18 @@ class ReservedMemory:
     limits: dict[str, str]
 
 
+# The policy fields (camelCase, as in a config file and in /configz) and the kubelet's default
+# for each: /configz leaves a field out when it holds its default.
+POLICY_DEFAULTS: dict[str, object] = {
+    "cpuManagerPolicy": "none",
+    "cpuManagerPolicyOptions": {},
+    "topologyManagerPolicy": "none",
+    "topologyManagerScope": "container",
+    "topologyManagerPolicyOptions": {},
+    "memoryManagerPolicy": "None",
+}
+
+
 @dataclass
 class KubeletConfig:
     cpu_manager_policy: str = "none"

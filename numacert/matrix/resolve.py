@@ -25,7 +25,7 @@ from enum import StrEnum
 from numacert.certify.applicability import SEPARATOR
 from numacert.errors import InputError
 from numacert.kubelet import options as opt
-from numacert.kubelet.config import KubeletConfig
+from numacert.kubelet.config import POLICY_DEFAULTS, KubeletConfig
 from numacert.kubelet.parse import FIELD_BY_KEY, merge
 from numacert.kubelet.validate import (
     DEFAULT_MAX_ALLOWABLE_NUMA_NODES,
@@ -39,15 +39,7 @@ from numacert.quantity import format_bytes, hugepage_resource_name, to_bytes
 from numacert.topology.model import Topology
 
 # Fields a combination fully determines: reset to the kubelet default before it is applied.
-MANAGED_FIELDS = (
-    "cpuManagerPolicy",
-    "cpuManagerPolicyOptions",
-    "topologyManagerPolicy",
-    "topologyManagerScope",
-    "topologyManagerPolicyOptions",
-    "memoryManagerPolicy",
-    "reservedMemory",
-)
+MANAGED_FIELDS = (*POLICY_DEFAULTS, "reservedMemory")
 
 
 class Status(StrEnum):

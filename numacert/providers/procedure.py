@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from numacert.errors import InfrastructureError, InputError
+from numacert.kubelet.config import POLICY_DEFAULTS
 from numacert.probes.access import NodeAccess
 from numacert.probes.kube import (
     evict_node_pods,
@@ -36,23 +37,7 @@ READY_TIMEOUT = 600.0
 EVICT_TIMEOUT = 300.0
 
 # The /configz fields a reconfiguration must show before the node counts as reconfigured.
-POLICY_FIELDS = (
-    "cpuManagerPolicy",
-    "cpuManagerPolicyOptions",
-    "topologyManagerPolicy",
-    "topologyManagerScope",
-    "topologyManagerPolicyOptions",
-    "memoryManagerPolicy",
-)
-# Where the kubelet leaves a field out of /configz when it holds its default.
-_CONFIGZ_DEFAULTS: dict[str, Any] = {
-    "cpuManagerPolicy": "none",
-    "cpuManagerPolicyOptions": {},
-    "topologyManagerPolicy": "none",
-    "topologyManagerScope": "container",
-    "topologyManagerPolicyOptions": {},
-    "memoryManagerPolicy": "None",
-}
+POLICY_FIELDS = tuple(POLICY_DEFAULTS)
 
 
 @dataclass
@@ -77,7 +62,7 @@ class Original:
 
 def policy_view(configz: dict) -> dict[str, Any]:
     """The policy fields of a /configz object, with the kubelet's defaults filled in."""
-    return {k: configz.get(k) or _CONFIGZ_DEFAULTS[k] for k in POLICY_FIELDS}
+    return {k: configz.get(k) or POLICY_DEFAULTS[k] for k in POLICY_FIELDS}
 
 
 def render_config_file(original: bytes, fields: dict[str, Any], source: str) -> bytes:
