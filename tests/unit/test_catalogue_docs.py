@@ -244,7 +244,7 @@ def test_precondition_skips_are_exactly_those_applicability_gives():
     produced: dict[str, set[str]] = {s.id: set() for s in SPECS}
     means_list = [
         RunMeans(node_access=a, require=r, allocatable_cpus=c, hugepages_2m_bytes=h)
-        for a, r, c, h in itertools.product((False, True), (False, True), (1, 64), (0, 64 << 20))
+        for a, r, c, h in itertools.product((False, True), (False, True), (0, 1, 64), (0, 64 << 20))
     ]
     for (_, make), policy in itertools.product(TOPOLOGIES.items(), POLICIES):
         topology = make()
