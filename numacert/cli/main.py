@@ -36,6 +36,7 @@ def _register() -> None:
     cli.add_command(restore_cmd.restore)
     cli.add_command(__import__("numacert.cli.matrix_cmd", fromlist=["_"]).plan)
     cli.add_command(__import__("numacert.cli.catalogue_cmd", fromlist=["_"]).catalogue)
+    cli.add_command(__import__("numacert.cli.kind_cmd", fromlist=["_"]).kind)
 
 
 _register()

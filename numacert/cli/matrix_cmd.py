@@ -46,10 +46,10 @@ def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
     return "\n".join(lines)
 
 
-def _show_unsupported(prepared) -> None:
+def show_unsupported(resolved) -> None:
     from numacert.matrix.resolve import Status
 
-    for r in prepared.resolved:
+    for r in resolved:
         if r.status == Status.UNSUPPORTED:
             click.echo(f"UNSUPPORTED {r.id}: {r.reason} ({r.code})")
 
@@ -63,7 +63,7 @@ def run_matrix(options: dict) -> int:
         prepare,
     )
     from numacert.matrix.spec import load_matrix
-    from numacert.reports.matrix import matrix_summary_table, write_matrix_reports
+    from numacert.reports.matrix import write_matrix_reports
 
     matrix = load_matrix(options["matrix"])
     target = _target(options)
@@ -71,7 +71,7 @@ def run_matrix(options: dict) -> int:
         reconfigurer = make_reconfigurer(target, click.echo)
         prepared = prepare(matrix, target, reconfigurer, options["ignore_opt_in_label"],
                            click.echo, strict=True)
-        _show_unsupported(prepared)
+        show_unsupported(prepared.resolved)
         if not prepared.runnable:
             raise InputError(f"no combination of {matrix.source} can run on these nodes",
                              "--matrix")
@@ -83,6 +83,13 @@ def run_matrix(options: dict) -> int:
         verdict = write_matrix_reports(out, options["junit_context"])
     finally:
         target.close(options.get("keep_lab", False))
+    return report_outcome(verdict, interrupted, restores)
+
+
+def report_outcome(verdict, interrupted: bool, restores) -> int:
+    """Print the matrix summary and where the reports are; the exit status."""
+    from numacert.reports.matrix import matrix_summary_table
+
     click.echo("")
     click.echo(matrix_summary_table(verdict))
     click.echo("")
@@ -138,7 +145,7 @@ def plan(**options) -> None:
                f"{len(prepared.resolved)} combinations run on {', '.join(prepared.nodes)}")
     for refusal in prepared.refusals:
         click.echo(f"a run would refuse to start: {refusal}")
-    _show_unsupported(prepared)
+    show_unsupported(prepared.resolved)
     click.echo("")
     click.echo(_table(PLAN_COLUMNS, plan_rows(prepared.rounds)))
     from numacert.matrix.preview import preview_lines

@@ -149,10 +149,21 @@ def pytest_args(out: Path, options: dict) -> list[str]:
 )
 @click.option(
     "--provider",
-    type=click.Choice(["lab", "ssh"]),
-    help="with --matrix: how nodes are reconfigured (default: lab without --kubeconfig, else "
-    "ssh, which needs --node-access)",
+    type=click.Choice(["lab", "ssh", "kind"]),
+    help="kind: create kind clusters for the policy (or each matrix combination), certify "
+    "their workers, delete them. lab/ssh, with --matrix: how nodes are reconfigured (default: "
+    "lab without --kubeconfig, else ssh, which needs --node-access)",
 )
+@click.option("--kind-bin", type=click.Path(dir_okay=False),
+              help="with --provider kind: the kind binary (default: kind on PATH)")
+@click.option("--kind-image",
+              help="with --provider kind: node image (default: kindest/node:<version>; see "
+              "`numacert kind node-image` for machines without a registry)")
+@click.option("--keep-cluster", is_flag=True,
+              help="with --provider kind: leave the clusters running at the end")
+@click.option("--kind-way", type=click.Choice(["in-place", "cluster"]),
+              help="with --provider kind --matrix: reconfigure one cluster's worker in place "
+              "(default) or create a cluster per combination")
 @click.option(
     "--topology-snapshot",
     type=click.Path(dir_okay=False, exists=True),
@@ -171,8 +182,13 @@ def run(**options) -> None:
     Never changes a node's configuration, except with --matrix: then each combination is
     applied in turn to the named, opted-in nodes, certified, and the nodes are put back.
     """
-    import pytest
+    if options["provider"] == "kind":
+        from numacert.kind.provider import run_kind
 
+        raise click.exceptions.Exit(run_kind(options))
+    for flag in ("kind_bin", "kind_image", "keep_cluster", "kind_way"):
+        if options[flag]:
+            raise InputError("only with --provider kind", f"--{flag.replace('_', '-')}")
     if options["matrix"]:
         from numacert.cli.matrix_cmd import run_matrix
 
@@ -183,6 +199,14 @@ def run(**options) -> None:
     for flag in ("provider", "ignore_opt_in_label"):
         if options[flag]:
             raise InputError("only with --matrix", f"--{flag.replace('_', '-')}")
+
+    raise click.exceptions.Exit(certify(options))
+
+
+def certify(options: dict) -> int:
+    """A plain run (no matrix): check what the user named, run the suites, write the reports;
+    returns the exit status. The kind provider calls it too, on the cluster it made."""
+    import pytest
 
     from numacert.reports.verdict import exit_code
     from numacert.reports.write import summary_table, write_reports
@@ -202,7 +226,7 @@ def run(**options) -> None:
         raise InputError("the suites refused the options (see above)")
     results = out / "results.json"
     if not results.is_file():
-        raise click.exceptions.Exit(3)
+        return 3
     paths = write_reports(results, out, out / "pytest-junit.xml", options["junit_context"])
     click.echo("")
     click.echo(summary_table(paths.verdicts))
@@ -220,4 +244,4 @@ def run(**options) -> None:
     if status == pytest.ExitCode.INTERRUPTED:
         click.echo("numacert: interrupted; the report is partial (INCOMPLETE)", err=True)
         code = 1 if code == 1 else 3  # a failure seen before the interrupt still stands
-    raise click.exceptions.Exit(code)
+    return code

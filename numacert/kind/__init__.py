@@ -1,1 +1,2 @@
-"""kind clusters as a numacert provider: generated configs, an offline node image, cluster lifecycle."""
+"""kind clusters as a numacert provider: generated configs, an offline node image, cluster
+lifecycle."""

@@ -23,7 +23,6 @@ are removed, also when a step fails.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
@@ -96,7 +95,8 @@ mkdir -p "$root/etc/systemd/system/kubelet.service.d"
 for unit in containerd.service kubelet.service kubelet.slice undo-mount-hacks.service; do
     install -m 0644 "$files/etc/systemd/system/$unit" "$root/etc/systemd/system/"
 done
-install -m 0644 "$files"/etc/systemd/system/kubelet.service.d/* "$root/etc/systemd/system/kubelet.service.d/"
+install -m 0644 "$files"/etc/systemd/system/kubelet.service.d/* \
+    "$root/etc/systemd/system/kubelet.service.d/"
 find "$root/lib/systemd/system/sysinit.target.wants/" -name systemd-tmpfiles-setup.service -delete
 rm -f "$root"/lib/systemd/system/multi-user.target.wants/* "$root"/etc/systemd/system/*.wants/* \
       "$root"/lib/systemd/system/local-fs.target.wants/* \
@@ -108,15 +108,21 @@ ln -sf /usr/lib/systemd/systemd "$root/sbin/init"
 chroot "$root" systemctl enable kubelet.service containerd.service undo-mount-hacks.service
 chroot "$root" systemctl mask systemd-binfmt.service
 # kind's units run containerd and runc from /usr/local; Debian installs them in /usr.
-for b in containerd ctr containerd-shim-runc-v2; do ln -sf "/usr/bin/$b" "$root/usr/local/bin/$b"; done
+for b in containerd ctr containerd-shim-runc-v2; do
+    ln -sf "/usr/bin/$b" "$root/usr/local/bin/$b"
+done
 ln -sf /usr/sbin/runc "$root/usr/local/sbin/runc"
 mkdir -p "$root/opt/cni/bin"
-for p in host-local loopback ptp portmap bridge; do cp "$root/usr/lib/cni/$p" "$root/opt/cni/bin/"; done
+for p in host-local loopback ptp portmap bridge; do
+    cp "$root/usr/lib/cni/$p" "$root/opt/cni/bin/"
+done
 chroot "$root" ctr oci spec \
-    | chroot "$root" jq '.hooks.createContainer[.hooks.createContainer| length] |= . + {"path": "/kind/bin/mount-product-files.sh"}' \
+    | chroot "$root" jq '.hooks.createContainer[.hooks.createContainer| length] |=
+        . + {"path": "/kind/bin/mount-product-files.sh"}' \
     | chroot "$root" jq 'del(.process.rlimits)' > "$root/etc/containerd/cri-base.json"
 if [ "$(cat "$stage/restrict-oom-score-adj")" = true ]; then
-    sed -i 's/restrict_oom_score_adj = false/restrict_oom_score_adj = true/' "$root/etc/containerd/config.toml"
+    sed -i 's/restrict_oom_score_adj = false/restrict_oom_score_adj = true/' \
+        "$root/etc/containerd/config.toml"
 fi
 install -m 0755 "$stage"/bin/kubeadm "$stage"/bin/kubelet "$stage"/bin/kubectl "$root/usr/bin/"
 install -m 0644 "$stage/version" "$root/kind/version"
@@ -257,10 +263,17 @@ def build_node_image(version: str = binaries.DEFAULT_K8S_VERSION, *,
         finally:
             _remove_build(build)
             shutil.rmtree(work, ignore_errors=True)
-    manifest = {"ref": ref, "key": key, "seconds": round(time.monotonic() - started, 1),
-                "steps": steps.timings}
-    steps.note(json.dumps(manifest))
+    _prune_other_keys(ref)
     return NodeImage(ref, key, True, time.monotonic() - started, steps.timings)
+
+
+def _prune_other_keys(ref: str) -> None:
+    """Remove numacert's node images built from other inputs: each is about 1 GB."""
+    refs = docker("images", IMAGE_REPO, "--format", "{{.Repository}}:{{.Tag}}",
+                  what="docker images", check=False).stdout.split()
+    stale = [r for r in refs if r != ref]
+    if stale:
+        docker("rmi", *stale, what="docker rmi (older kind node images)", check=False)
 
 
 def _remove_build(build: str | None = None) -> None:
@@ -318,7 +331,8 @@ def _build(work: Path, version: str, paths: dict[str, Path], restrict: bool, ref
                log=log)
     container = f"{BUILD_CONTAINER}-{build}"
     with steps.step("preload images into the node's containerd"):
-        docker("run", "-d", "--name", container, "--entrypoint", "/usr/bin/containerd", base, what="docker run (preload)", log=log)
+        docker("run", "-d", "--name", container, "--entrypoint", "/usr/bin/containerd", base,
+               what="docker run (preload)", log=log)
         _wait_containerd(container, log)
         with images_tar.open("rb") as f:
             run(["docker", "exec", "-i", container, "ctr", "-n", "k8s.io", "images", "import",

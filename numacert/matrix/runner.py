@@ -251,29 +251,16 @@ class MatrixExecution:
             self.echo(f"{node}: {resolved.id}: certified in {certify_s:.0f}s (exit {code})")
 
     def _certify(self, node: str, resolved: Resolved) -> tuple[float, int]:
-        run_dir = self.out / resolved.id
-        run_dir.mkdir(parents=True, exist_ok=True)
-        require = run_dir / "require.yaml"
-        fragment = {k: v for k, v in managed_fields(resolved).items() if v is not None}
-        require.write_text(yaml.safe_dump(fragment, sort_keys=False))
-        # The topology prepare() read from this node: no collector pod per combination.
-        snapshot = run_dir / "topology.json"
-        snapshot.write_text(json.dumps({node: self.prepared.nodes[node].topology.to_dict()}))
-        argv = [sys.executable, "-m", "numacert.cli.main", "run", "--nodes", node,
-                "--require", str(require), "--output-dir", str(run_dir),
-                "--topology-snapshot", str(snapshot),
-                "--junit-context", self.settings.junit_context, *self.settings.child_args]
-        start = time.monotonic()
-        with (run_dir / "run.log").open("w") as log:
-            env = dict(os.environ, **{ENV_RUNNER: str(os.getpid())})
-            proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, env=env)
-            with self.children_lock:
-                self.children[node] = proc
-            code = proc.wait()
-            with self.children_lock:
+        return certify_child(self.out / resolved.id, node, resolved,
+                             self.prepared.nodes[node].topology, self.settings,
+                             lambda proc: self._track(node, proc))
+
+    def _track(self, node: str, proc: subprocess.Popen | None) -> None:
+        with self.children_lock:
+            if proc is None:
                 self.children.pop(node, None)
-        return time.monotonic() - start, code
+            else:
+                self.children[node] = proc
 
     def _last_line(self, resolved: Resolved) -> str:
         lines = (self.out / resolved.id / "run.log").read_text().strip().splitlines()
@@ -333,6 +320,34 @@ class MatrixExecution:
             self.echo(f"{node}: {outcome.message}")
             out.append(outcome)
         return out
+
+
+def certify_child(run_dir: Path, node: str, resolved: Resolved, topology: Topology,
+                  settings: RunSettings,
+                  track: Callable[[subprocess.Popen | None], None]) -> tuple[float, int]:
+    """Certify `node` under `resolved` exactly as a plain `numacert run` does, in a child
+    process writing into `run_dir` (run.log, the reports), with the combination as --require
+    and `topology` handed over (no collector pod). `track` gets the child while it runs (so an
+    interrupt can stop it) and None after. Returns (seconds, exit status)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    require = run_dir / "require.yaml"
+    fragment = {k: v for k, v in managed_fields(resolved).items() if v is not None}
+    require.write_text(yaml.safe_dump(fragment, sort_keys=False))
+    snapshot = run_dir / "topology.json"
+    snapshot.write_text(json.dumps({node: topology.to_dict()}))
+    argv = [sys.executable, "-m", "numacert.cli.main", "run", "--nodes", node,
+            "--require", str(require), "--output-dir", str(run_dir),
+            "--topology-snapshot", str(snapshot),
+            "--junit-context", settings.junit_context, *settings.child_args]
+    start = time.monotonic()
+    with (run_dir / "run.log").open("w") as log:
+        env = dict(os.environ, **{ENV_RUNNER: str(os.getpid())})
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, env=env)
+        track(proc)
+        code = proc.wait()
+        track(None)
+    return time.monotonic() - start, code
 
 
 def _raise_interrupted(signum, frame) -> None:  # noqa: ANN001 - signal handler signature

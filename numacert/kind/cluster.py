@@ -1,0 +1,267 @@
+"""kind clusters numacert creates, uses and deletes: one job, the cluster's lifetime.
+
+- The kind binary comes from --kind-bin or PATH; nothing is downloaded (pytest-kind would
+  fetch kind and kubectl from the internet: NumacertKindCluster turns that off).
+- A cluster is made from a KindClusterSpec (numacert.kind.config); its name is a hash of that
+  spec. pytest-kind reuses any cluster of the same name whatever its config, so numacert checks
+  first: a cluster of that name is reused only when every node carries the spec's hash label
+  (a cluster numacert made from this spec and kept with --keep-cluster); any other is refused,
+  and left alone.
+- `KindClusters` is a context manager: every cluster it creates is deleted when it exits,
+  on failure, Ctrl-C and SIGTERM too, unless `keep`.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from pytest_kind.cluster import KindCluster
+
+from numacert.errors import InfrastructureError, InputError
+from numacert.kind import config as kind_config
+from numacert.kind.docker import docker, require_daemon
+from numacert.proc import run
+from numacert.state import state_root
+
+CREATE_TIMEOUT_S = 600.0
+DELETE_TIMEOUT_S = 180.0
+# kind creates clusters with this prefix only when numacert asks it to.
+NAME_PREFIX = "numacert-"
+OFFLINE_IMAGE_REPO = "numacert.local/kind-node"
+
+
+def find_kind(kind_bin: str | None) -> Path:
+    """The kind binary: --kind-bin when given, else `kind` on PATH."""
+    if kind_bin:
+        path = Path(kind_bin).expanduser()
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            raise InputError(f"not an executable file: {kind_bin}", "--kind-bin")
+        return path.absolute()
+    found = shutil.which("kind")
+    if not found:
+        raise InputError("no kind binary: put `kind` on PATH or give --kind-bin (numacert "
+                         "downloads nothing; `go install sigs.k8s.io/kind@v0.33.0` builds it)",
+                         "--kind-bin")
+    return Path(found)
+
+
+def workdir() -> Path:
+    """Where generated configs, mounted files and kubeconfigs live: the state root, not the
+    user's current directory (pytest-kind would write ./.pytest-kind)."""
+    return state_root() / "kind"
+
+
+class NumacertKindCluster(KindCluster):
+    """pytest-kind's cluster object (kubectl helper, image loading, deletion), without its
+    downloads and without its ./.pytest-kind directory."""
+
+    def __init__(self, name: str, kubeconfig: Path, kind_path: Path,
+                 kubectl_path: Path | None = None) -> None:
+        # KindCluster.__init__ would mkdir ./.pytest-kind/<name>: set the same fields instead.
+        self.name = name
+        self.image = None
+        self.path = kubeconfig.parent
+        self.kubeconfig_path = kubeconfig
+        self.kind_path = kind_path
+        self.kubectl_path = kubectl_path or Path(shutil.which("kubectl") or "kubectl")
+        self.platform = platform.system().lower()
+
+    def ensure_kind(self) -> None:
+        if not self.kind_path.exists():
+            raise InputError(f"no kind binary at {self.kind_path}", "--kind-bin")
+
+    def ensure_kubectl(self) -> None:
+        if not self.kubectl_path.exists():
+            raise InfrastructureError("no kubectl on PATH (numacert downloads nothing)")
+
+
+@dataclass
+class Cluster:
+    name: str
+    spec: kind_config.KindClusterSpec
+    rendered: kind_config.RenderedConfig
+    kind: NumacertKindCluster
+    control_plane: str
+    workers: list[str]
+    created_s: float
+    reused: bool
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.kind.kubeconfig_path
+
+    def node_access(self) -> str:
+        """The testinfra host spec reaching any node of this cluster (docker exec)."""
+        return "docker://{node}"
+
+
+def cgroup_v1() -> bool:
+    """True when the Docker host runs cgroup v1 (kind nodes then need failCgroupV1: false)."""
+    return str(require_daemon().get("CgroupVersion", "2")) == "1"
+
+
+def image_kubernetes_version(image: str) -> str:
+    """The Kubernetes version a kind node image carries (/kind/version, as kind reads it);
+    pulls the image first if Docker lacks it, as kind itself would."""
+    if docker("image", "inspect", image, check=False, timeout=60).returncode != 0:
+        docker("pull", image, what=f"docker pull {image}", timeout=1800)
+    proc = docker("run", "--rm", "--entrypoint", "cat", image, "/kind/version",
+                  what=f"reading /kind/version of {image}", timeout=120, check=False)
+    version = proc.stdout.strip()
+    if proc.returncode != 0 or not version.startswith("v"):
+        raise InputError(f"{image} is not a kind node image (no /kind/version)", "--kind-image")
+    return version
+
+
+def existing_clusters(kind_path: Path) -> list[str]:
+    out = run([kind_path, "get", "clusters"], "kind get clusters", 60).stdout
+    return [line.strip() for line in out.splitlines() if line.strip()]
+
+
+def _node_labels(kind_path: Path, name: str) -> dict[str, dict[str, str]]:
+    """{node: labels} of an existing cluster, through its API server."""
+    from kubernetes import client, config
+
+    kubeconfig = workdir() / name / "kubeconfig.existing"
+    kubeconfig.parent.mkdir(parents=True, exist_ok=True)
+    run([kind_path, "get", "kubeconfig", "--name", name], f"kind get kubeconfig {name}", 60,
+        stdout=kubeconfig.open("wb"))
+    api = client.CoreV1Api(config.new_client_from_config(str(kubeconfig)))
+    nodes = api.list_node(_request_timeout=30).items
+    return {n.metadata.name: dict(n.metadata.labels or {}) for n in nodes}
+
+
+class KindClusters:
+    """Creates clusters on demand and deletes them all at exit (unless `keep`)."""
+
+    def __init__(self, kind_path: Path, keep: bool = False,
+                 echo: Callable[[str], None] = print) -> None:
+        self.kind_path = kind_path
+        self.keep = keep
+        self.echo = echo
+        self.created: list[Cluster] = []
+
+    def __enter__(self) -> KindClusters:
+        require_daemon()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.delete_all()
+
+    def delete_all(self) -> None:
+        # SIGTERM must not cut a deletion short; Ctrl-C during it is ignored the same way.
+        with _signals_held():
+            for cluster in reversed(self.created):
+                if self.keep:
+                    self.echo(f"kind: keeping cluster {cluster.name} (--keep-cluster); "
+                              f"kubeconfig {cluster.kubeconfig}")
+                else:
+                    self.delete(cluster)
+            self.created = []
+
+    def delete(self, cluster: Cluster) -> None:
+        delete_cluster(self.kind_path, cluster.name)
+        if cluster in self.created:
+            self.created.remove(cluster)
+        self.echo(f"kind: deleted cluster {cluster.name}")
+
+    def create(self, spec: kind_config.KindClusterSpec, log: Path | None = None) -> Cluster:
+        """Create the cluster for `spec` (or reuse the one numacert kept for it)."""
+        import time
+
+        rendered = kind_config.render(spec, workdir())
+        name = rendered.name
+        control_plane, workers = kind_config.node_names(name, len(spec.workers))
+        kubeconfig = workdir() / name / "kubeconfig"
+        handle = NumacertKindCluster(name, kubeconfig, self.kind_path)
+        started = time.monotonic()
+        reused = False
+        if name in existing_clusters(self.kind_path):
+            labels = _node_labels(self.kind_path, name)
+            want = rendered.hash[:12]
+            if sorted(labels) != sorted([control_plane, *workers]) or any(
+                    node.get(kind_config.LABEL_CONFIG) != want for node in labels.values()):
+                raise InputError(
+                    f"a kind cluster named {name} exists but was not made from this "
+                    f"configuration (label {kind_config.LABEL_CONFIG}={want} missing); numacert "
+                    f"never reuses it: delete it with `kind delete cluster --name {name}`",
+                    "--provider kind")
+            self.echo(f"kind: reusing cluster {name} (kept by an earlier run, same config)")
+            kind_config.write(rendered)
+            run([self.kind_path, "get", "kubeconfig", "--name", name],
+                f"kind get kubeconfig {name}", 60, stdout=kubeconfig.open("wb"))
+            reused = True
+        else:
+            kind_config.write(rendered)
+            self.echo(f"kind: creating cluster {name} ({len(workers)} worker(s), "
+                      f"image {spec.image})")
+            cluster = Cluster(name, spec, rendered, handle, control_plane, workers, 0.0, False)
+            self.created.append(cluster)  # deleted at exit even if creation fails half-way
+            run([self.kind_path, "create", "cluster", "--name", name, "--config",
+                 rendered.path, "--kubeconfig", kubeconfig, "--wait", "3m", "--retain"],
+                f"kind create cluster {name}", CREATE_TIMEOUT_S, log)
+        cluster = Cluster(name, spec, rendered, handle, control_plane, workers,
+                          time.monotonic() - started, reused)
+        self.created = [c for c in self.created if c.name != name]
+        if not reused or not self.keep:
+            self.created.append(cluster)
+        if spec.image.startswith(OFFLINE_IMAGE_REPO):
+            _remove_coredns(cluster)
+        return cluster
+
+    def load_image(self, cluster: Cluster, image: str) -> None:
+        """Load `image` from Docker's store into the workers (kind load): never pulled."""
+        if docker("image", "inspect", image, check=False, timeout=60).returncode != 0:
+            docker("pull", image, what=f"docker pull {image}", timeout=1800)
+        run([self.kind_path, "load", "docker-image", "--name", cluster.name,
+             "--nodes", ",".join(cluster.workers), image],
+            f"kind load docker-image {image}", 600)
+
+
+def _remove_coredns(cluster: Cluster) -> None:
+    """The offline node image has no coredns image: its pods would sit in ImagePullBackOff
+    holding 200m of CPU requests. Certification needs no DNS, so the Deployment goes."""
+    from kubernetes import client, config
+    from kubernetes.client.exceptions import ApiException
+
+    apps = client.AppsV1Api(config.new_client_from_config(str(cluster.kubeconfig)))
+    try:
+        apps.delete_namespaced_deployment("coredns", "kube-system", _request_timeout=30)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise InfrastructureError(
+                f"removing coredns from {cluster.name}: {exc.reason}") from None
+
+
+@contextmanager
+def _signals_held() -> Iterator[None]:
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for s in previous:
+            signal.signal(s, signal.SIG_IGN)
+    except ValueError:  # not the main thread: nothing to hold
+        previous = {}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def delete_cluster(kind_path: Path, name: str) -> None:
+    """Delete cluster `name` and the files numacert generated for it."""
+    run([kind_path, "delete", "cluster", "--name", name], f"kind delete cluster {name}",
+        DELETE_TIMEOUT_S)
+    shutil.rmtree(workdir() / name, ignore_errors=True)
+
+
+def own_clusters(kind_path: Path) -> list[str]:
+    """Clusters whose names numacert gives (leftovers of a killed run)."""
+    return [n for n in existing_clusters(kind_path) if n.startswith(NAME_PREFIX)]
