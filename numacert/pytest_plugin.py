@@ -39,6 +39,15 @@ def pytest_addoption(parser) -> None:
         help="lab tests: auto = run when the lab can start here (root, Debian packages), "
         "require = fail if it cannot, skip = do not run them (default: $NUMACERT_LAB or auto)",
     )
+    group.addoption(
+        "--numacert-kind-clusters",
+        action="store",
+        default=os.environ.get("NUMACERT_KIND", "auto"),
+        choices=["auto", "require", "skip"],
+        help="kind tests: auto = run when Docker and kind are here, require = fail if not, "
+        "skip = do not run them (default: $NUMACERT_KIND or auto); the kind binary is "
+        "pytest-kind's --kind-bin, else kind on PATH",
+    )
     # --kubeconfig is pytest-kind's option (a dependency), with the same meaning: the cluster
     # under test. Adding it twice is an error, so numacert reads pytest-kind's.
     group.addoption("--context", help="kubeconfig context of the cluster under test")
@@ -106,9 +115,10 @@ def pytest_configure(config) -> None:
     )
     config.addinivalue_line("markers", "numacert_discovery: node discovery (not a check)")
     config.pluginmanager.register(ResultsRecorder(config), "numacert-results")
-    from numacert.fixtures import certify, lab
+    from numacert.fixtures import certify, kind, lab
 
-    for module, name in ((certify, "numacert-fixtures"), (lab, "numacert-lab-fixtures")):
+    for module, name in ((certify, "numacert-fixtures"), (lab, "numacert-lab-fixtures"),
+                         (kind, "numacert-kind-fixtures")):
         if not config.pluginmanager.is_registered(module):
             config.pluginmanager.register(module, name)
 

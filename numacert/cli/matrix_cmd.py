@@ -52,6 +52,9 @@ def show_unsupported(resolved) -> None:
     for r in resolved:
         if r.status == Status.UNSUPPORTED:
             click.echo(f"UNSUPPORTED {r.id}: {r.reason} ({r.code})")
+        for warning in r.warnings:
+            if warning.startswith("run although unsupported"):
+                click.echo(f"RUN ANYWAY {r.id}: {warning}")
 
 
 def run_matrix(options: dict) -> int:
@@ -70,7 +73,8 @@ def run_matrix(options: dict) -> int:
     try:
         reconfigurer = make_reconfigurer(target, click.echo)
         prepared = prepare(matrix, target, reconfigurer, options["ignore_opt_in_label"],
-                           click.echo, strict=True)
+                           click.echo, strict=True,
+                           run_unsupported=options.get("run_unsupported", False))
         show_unsupported(prepared.resolved)
         if not prepared.runnable:
             raise InputError(f"no combination of {matrix.source} can run on these nodes",
@@ -125,6 +129,7 @@ def _default_out() -> Path:
 @click.option("--node-access", help="testinfra host spec with {node}, e.g. ssh://root@{node}")
 @click.option("--image", help="probe image")
 @click.option("--ignore-opt-in-label", is_flag=True, help="see `numacert run --help`")
+@click.option("--run-unsupported", is_flag=True, help="see `numacert run --help`")
 @click.option("--keep-lab", is_flag=True, help="leave a lab this command starts running")
 def plan(**options) -> None:
     """Show what `numacert run --matrix` would do, changing nothing: the order of the
@@ -138,7 +143,8 @@ def plan(**options) -> None:
     try:
         reconfigurer = make_reconfigurer(target, lambda s: None)
         prepared = prepare(matrix, target, reconfigurer, options["ignore_opt_in_label"],
-                           lambda s: None, strict=False)
+                           lambda s: None, strict=False,
+                           run_unsupported=options.get("run_unsupported", False))
     finally:
         target.close(options.get("keep_lab", False))
     click.echo(f"matrix {matrix.name} ({matrix.source}): {len(prepared.runnable)} of "

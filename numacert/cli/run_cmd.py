@@ -154,6 +154,12 @@ def pytest_args(out: Path, options: dict) -> list[str]:
     "their workers, delete them. lab/ssh, with --matrix: how nodes are reconfigured (default: "
     "lab without --kubeconfig, else ssh, which needs --node-access)",
 )
+@click.option(
+    "--run-unsupported",
+    is_flag=True,
+    help="with --matrix: run the combinations this hardware cannot exercise too (the kubelet "
+    "accepts them; their checks that need the hardware skip with the reason)",
+)
 @click.option("--kind-bin", type=click.Path(dir_okay=False),
               help="with --provider kind: the kind binary (default: kind on PATH)")
 @click.option("--kind-image",
@@ -196,7 +202,7 @@ def run(**options) -> None:
             if options[flag]:
                 raise InputError("a matrix run requires each combination itself", f"--{flag}")
         raise click.exceptions.Exit(run_matrix(options))
-    for flag in ("provider", "ignore_opt_in_label"):
+    for flag in ("provider", "ignore_opt_in_label", "run_unsupported"):
         if options[flag]:
             raise InputError("only with --matrix", f"--{flag.replace('_', '-')}")
 

@@ -38,7 +38,7 @@ from numacert.kind.cluster import (
     image_kubernetes_version,
 )
 from numacert.lab.binaries import DEFAULT_K8S_VERSION, parse_version
-from numacert.matrix.resolve import Resolved, Status, raise_if_invalid, resolve
+from numacert.matrix.resolve import Resolved, Status, raise_if_invalid, resolve, run_anyway
 from numacert.matrix.spec import Matrix, load_matrix, matrix_from_dict
 from numacert.proc import CommandFailed
 from numacert.topology.model import Topology
@@ -100,14 +100,15 @@ def cluster_spec(s: KindSetup, worker: dict) -> kind_config.KindClusterSpec:
                                        cgroup_v1=s.cgroup_v1)
 
 
-def resolve_on_kind(s: KindSetup, matrix: Matrix) -> list[Resolved]:
+def resolve_on_kind(s: KindSetup, matrix: Matrix, run_unsupported: bool = False
+                    ) -> list[Resolved]:
     """The matrix's combinations on a kind worker of this host (invalid ones: exit 2)."""
     from numacert.kubelet.parse import from_dict
 
     base = from_dict(kind_config.expected_kubelet(cluster_spec(s, {}), 0), "kind worker")
     resolved = resolve(matrix, base, s.topology, s.minor)
     raise_if_invalid(resolved, f"{matrix.source} on a kind worker")
-    return resolved
+    return run_anyway(resolved) if run_unsupported else resolved
 
 
 def _policy_matrix(require: str | None) -> Matrix:
@@ -136,8 +137,9 @@ def run_kind(options: dict) -> int:
         raise InputError("kind workers are numacert's own: they carry the label",
                          "--ignore-opt-in-label")
     way = options.get("kind_way") or DEFAULT_WAY
-    if options.get("kind_way") and not options.get("matrix"):
-        raise InputError("only with --matrix", "--kind-way")
+    for flag in ("kind_way", "run_unsupported"):
+        if options.get(flag) and not options.get("matrix"):
+            raise InputError("only with --matrix", f"--{flag.replace('_', '-')}")
     matrix = load_matrix(options["matrix"]) if options.get("matrix") else None
     if matrix is None:
         policy = _policy_matrix(options.get("require"))
@@ -246,7 +248,7 @@ def _run_matrix_cluster_per_combination(s: KindSetup, matrix: Matrix, options: d
     from numacert.matrix.runner import CHILD_STOP_TIMEOUT, MatrixRecord, Prepared
     from numacert.reports.matrix import write_matrix_reports
 
-    resolved = resolve_on_kind(s, matrix)
+    resolved = resolve_on_kind(s, matrix, options.get("run_unsupported", False))
     show_unsupported(resolved)
     runnable = [r for r in resolved if r.status == Status.OK]
     if not runnable:

@@ -19,7 +19,7 @@ Pure: no I/O. Rules follow shared/reference/kubelet-algorithms.md (sections cite
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from numacert.certify.applicability import SEPARATOR
@@ -133,6 +133,21 @@ def resolve(
             out.append(Resolved(c, config, Status.UNSUPPORTED, reason, code, problems))
         else:
             out.append(Resolved(c, config, Status.OK, None, None, problems + _no_effect(config)))
+    return out
+
+
+def run_anyway(resolved: list[Resolved]) -> list[Resolved]:
+    """UNSUPPORTED combinations made runnable (`--run-unsupported`): the kubelet accepts them,
+    so they are applied and certified like the others; what the node cannot exercise stays a
+    warning here and, in the run, a skip with its reason. Invalid ones stay invalid."""
+    out = []
+    for r in resolved:
+        if r.status == Status.UNSUPPORTED:
+            note = Problem("", f"run although unsupported here: {r.reason}", r.code or "",
+                           severity="warning", verbatim=False)
+            r = replace(r, status=Status.OK, reason=None, code=None,
+                        problems=(*r.problems, note))
+        out.append(r)
     return out
 
 

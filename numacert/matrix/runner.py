@@ -33,7 +33,14 @@ import yaml
 from numacert.errors import InputError
 from numacert.kubelet.parse import from_dict
 from numacert.kubelet.render import to_dict
-from numacert.matrix.resolve import MANAGED_FIELDS, Resolved, Status, raise_if_invalid, resolve
+from numacert.matrix.resolve import (
+    MANAGED_FIELDS,
+    Resolved,
+    Status,
+    raise_if_invalid,
+    resolve,
+    run_anyway,
+)
 from numacert.matrix.schedule import queues, schedule
 from numacert.matrix.spec import Matrix
 from numacert.providers import node_handle, provider_for
@@ -84,7 +91,8 @@ def managed_fields(resolved: Resolved) -> dict[str, Any]:
 
 
 def prepare(matrix: Matrix, target, reconfigurer: Reconfigurer, ignore_label: bool,
-            echo: Callable[[str], None], strict: bool = True) -> Prepared:
+            echo: Callable[[str], None], strict: bool = True,
+            run_unsupported: bool = False) -> Prepared:
     """Everything `numacert plan --matrix` shows and `run --matrix` needs; changes nothing.
     InputError for what the user must fix (an invalid combination, nodes that disagree on
     what they support); with `strict`, also for a node that may not be changed (no opt-in
@@ -122,6 +130,8 @@ def prepare(matrix: Matrix, target, reconfigurer: Reconfigurer, ignore_label: bo
             topology = node_topology(target.core, namespace, name, target.image)
             resolved = resolve(matrix, base, topology, minor)
             raise_if_invalid(resolved, f"{matrix.source} on node {name}")
+            if run_unsupported:
+                resolved = run_anyway(resolved)
             nodes[name] = NodePrep(handle, original, topology, minor,
                                    dict(status.allocatable or {}), resolved)
     first_name, first = next(iter(nodes.items()))

@@ -1,0 +1,1 @@
+"""Tests against real kind clusters (Docker, kind, numacert's offline node image)."""
