@@ -13,7 +13,7 @@
 set -euo pipefail
 
 KIND_VERSION="${KIND_VERSION:-v0.33.0}"
-CACHE="${NUMACERT_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/numacert}"
+CACHE="${NUMACERT_CACHE:-$HOME/.cache/numacert}"
 KIND_DIR="$CACHE/kind-bin/$KIND_VERSION"
 WRAPPER=/usr/local/libexec/numacert-ci/runc-no-sys-resource
 DOCKERD_LOG=/var/log/numacert-ci-dockerd.log

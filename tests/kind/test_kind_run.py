@@ -12,13 +12,13 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
 
 from numacert.errors import InputError
+from numacert.fixtures.cli import Run, numacert
 from numacert.kind import config as kind_config
 from numacert.kind.cluster import KindClusters, delete_cluster, existing_clusters, own_clusters
 from numacert.lab.footprint import host_footprint
@@ -31,27 +31,8 @@ pytestmark = [pytest.mark.kind, pytest.mark.slow]
 NEEDS_TWO_NUMA = ("TM-ALIGN", "TM-REJECT", "MEM-PIN", "MEM-REJECT", "MEM-LOCAL", "HP-NUMA")
 
 
-@dataclass
-class Run:
-    rc: int
-    out: str
-    err: str
-    dir: Path
-
-    def json(self, name: str):
-        return json.loads((self.dir / name).read_text())
-
-    def records(self) -> dict[str, dict]:
-        return {r["check"]: r for r in self.json("results.json")["checks"]}
-
-    def describe(self) -> str:
-        return f"exit {self.rc}\nstdout:\n{self.out[-4000:]}\nstderr:\n{self.err[-2000:]}"
-
-
-def numacert(out: Path, *args: str, timeout: float = 1500) -> Run:
-    proc = subprocess.run([sys.executable, "-m", "numacert.cli.main", "run", "--output-dir",
-                           str(out), *args], capture_output=True, text=True, timeout=timeout,
-                          check=False)
+def run_kind(out: Path, *args: str) -> Run:
+    proc = numacert("run", "--output-dir", str(out), *args, timeout=1500)
     return Run(proc.returncode, proc.stdout, proc.stderr, out)
 
 
@@ -63,7 +44,7 @@ def test_policy_run_certifies_the_worker(tmp_path, kind_bin, kind_node_image, no
     """static CPU Manager + single-numa-node + Memory Manager Static on a kind worker: the
     Guaranteed pod's CPUs and memory nodes and the state files checked as on the lab; the
     checks that need two NUMA nodes skip with that reason."""
-    r = numacert(tmp_path / "run", *kind_args(kind_bin, kind_node_image))
+    r = run_kind(tmp_path / "run", *kind_args(kind_bin, kind_node_image))
     assert r.rc == 0, r.describe()
     (verdict,) = r.json("verdict.json")
     assert verdict["verdict"] == "CERTIFIED", verdict
@@ -90,7 +71,7 @@ def test_policy_run_certifies_the_worker(tmp_path, kind_bin, kind_node_image, no
 def test_matrix_both_ways(tmp_path, kind_bin, kind_node_image, no_kind_leftovers, way):
     """The kind matrix (3 combinations; the third unsupported on one NUMA node, run anyway)
     through one cluster reconfigured in place, and through a cluster per combination."""
-    r = numacert(tmp_path / way, *kind_args(kind_bin, kind_node_image), "--matrix", "kind",
+    r = run_kind(tmp_path / way, *kind_args(kind_bin, kind_node_image), "--matrix", "kind",
                  "--run-unsupported", "--kind-way", way)
     assert r.rc == 0, r.describe()
     assert "RUN ANYWAY recommended" in r.out
@@ -142,7 +123,7 @@ def test_a_worker_configured_otherwise_is_not_certified(tmp_path, kind_bin, kind
     with KindClusters(kind_bin) as clusters:
         cluster = clusters.create(spec)
         clusters.load_image(cluster, "numacert.local/busybox:1")
-        r = numacert(tmp_path / "run", "--kubeconfig", str(cluster.kubeconfig), "--nodes",
+        r = run_kind(tmp_path / "run", "--kubeconfig", str(cluster.kubeconfig), "--nodes",
                      cluster.workers[0], "--node-access", "docker://{node}", "--image",
                      "numacert.local/busybox:1", "--require", str(require),
                      "--checks", "configuration")

@@ -14,12 +14,12 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
 
+from numacert.fixtures.cli import Run, certify, numacert
 from numacert.wait import wait_until
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
@@ -37,44 +37,6 @@ LAB_POLICY = {
     "topologyManagerPolicy": "single-numa-node",
     "memoryManagerPolicy": "Static",
 }
-
-
-@dataclass
-class Run:
-    rc: int
-    out: str
-    err: str
-    dir: Path
-
-    def json(self, name: str):
-        return json.loads((self.dir / name).read_text())
-
-    @property
-    def verdicts(self) -> list[dict]:
-        return self.json("verdict.json")
-
-    def records(self) -> dict[str, dict]:
-        """check -> its record (one node, one record per check)."""
-        return {r["check"]: r for r in self.json("results.json")["checks"]}
-
-    def describe(self) -> str:
-        return f"exit {self.rc}\nstdout:\n{self.out[-3000:]}\nstderr:\n{self.err[-2000:]}"
-
-
-def numacert(*args: str, timeout: float = 1500) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "numacert.cli.main", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
-def certify(tmp_path: Path, *args: str) -> Run:
-    out = tmp_path / f"run-{time.monotonic_ns()}"
-    proc = numacert("run", "--output-dir", str(out), *args)
-    return Run(proc.returncode, proc.stdout, proc.stderr, out)
 
 
 def fragment(tmp_path: Path, name: str, data: dict) -> str:

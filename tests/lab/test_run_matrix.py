@@ -16,6 +16,7 @@ from importlib import resources
 import pytest
 import yaml
 
+from numacert.fixtures.cli import numacert
 from numacert.lab.kubelet_config import CONFIG_FILE, FLAGS_FILE
 from numacert.lab.lab import NODE_NAME
 from numacert.providers.journal import NODE_JOURNAL, Journal
@@ -34,16 +35,6 @@ UNSUPPORTED = {
         "topologyManagerPolicyOptions": {"max-allowable-numa-nodes": "16"},
     },
 }
-
-
-def numacert(*args: str, timeout: float = 3600) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "numacert.cli.main", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 def node_files(lab) -> str:
