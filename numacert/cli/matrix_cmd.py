@@ -52,9 +52,9 @@ def show_unsupported(resolved) -> None:
     for r in resolved:
         if r.status == Status.UNSUPPORTED:
             click.echo(f"UNSUPPORTED {r.id}: {r.reason} ({r.code})")
-        for warning in r.warnings:
-            if warning.startswith("run although unsupported"):
-                click.echo(f"RUN ANYWAY {r.id}: {warning}")
+        elif r.run_anyway:
+            click.echo(f"RUN ANYWAY {r.id}: unsupported here ({r.run_anyway}), run as asked "
+                       "(--run-unsupported)")
 
 
 def run_matrix(options: dict) -> int:

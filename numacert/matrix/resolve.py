@@ -57,6 +57,7 @@ class Resolved:
     code      None when ok; the kubelet problem code when invalid ("tm.policy-unknown");
               needs-<what>[:<detail>] when unsupported ("needs-smt", "needs-numa-nodes:3")
     problems  everything validate() said, errors and warnings
+    run_anyway  the coded reason it was UNSUPPORTED for, when --run-unsupported made it ok
     """
 
     combination: Combination
@@ -65,6 +66,7 @@ class Resolved:
     reason: str | None = None
     code: str | None = None
     problems: tuple[Problem, ...] = ()
+    run_anyway: str | None = None
 
     @property
     def id(self) -> str:
@@ -138,17 +140,10 @@ def resolve(
 
 def run_anyway(resolved: list[Resolved]) -> list[Resolved]:
     """UNSUPPORTED combinations made runnable (`--run-unsupported`): the kubelet accepts them,
-    so they are applied and certified like the others; what the node cannot exercise stays a
-    warning here and, in the run, a skip with its reason. Invalid ones stay invalid."""
-    out = []
-    for r in resolved:
-        if r.status == Status.UNSUPPORTED:
-            note = Problem("", f"run although unsupported here: {r.reason}", r.code or "",
-                           severity="warning", verbatim=False)
-            r = replace(r, status=Status.OK, reason=None, code=None,
-                        problems=(*r.problems, note))
-        out.append(r)
-    return out
+    so they are applied and certified like the others; the reason stays in `run_anyway` and,
+    in the run, each check the node cannot exercise skips with it. Invalid ones stay invalid."""
+    return [replace(r, status=Status.OK, reason=None, code=None, run_anyway=r.coded_reason)
+            if r.status == Status.UNSUPPORTED else r for r in resolved]
 
 
 def runnable(resolved: list[Resolved]) -> list[Resolved]:

@@ -176,6 +176,7 @@ class MatrixRecord:
                     "kubelet": dict(r.combination.kubelet),
                     "status": "not-run" if r.status == Status.OK else "unsupported",
                     "reason": r.coded_reason,
+                    "run_anyway": r.run_anyway,  # unsupported here, run by --run-unsupported
                     "node": None,
                     "dir": None,
                     "timings": {},

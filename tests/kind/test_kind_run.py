@@ -20,7 +20,15 @@ import yaml
 from numacert.errors import InputError
 from numacert.fixtures.cli import Run, numacert
 from numacert.kind import config as kind_config
-from numacert.kind.cluster import KindClusters, delete_cluster, existing_clusters, own_clusters
+from numacert.kind.cluster import (
+    KindClusters,
+    cgroup_v1,
+    delete_cluster,
+    existing_clusters,
+    image_kubernetes_version,
+    own_clusters,
+)
+from numacert.lab.binaries import parse_version
 from numacert.lab.footprint import host_footprint
 from numacert.proc import run
 from numacert.wait import wait_until
@@ -34,6 +42,13 @@ NEEDS_TWO_NUMA = ("TM-ALIGN", "TM-REJECT", "MEM-PIN", "MEM-REJECT", "MEM-LOCAL",
 def run_kind(out: Path, *args: str) -> Run:
     proc = numacert("run", "--output-dir", str(out), *args, timeout=1500)
     return Run(proc.returncode, proc.stdout, proc.stderr, out)
+
+
+def host_spec(image: str, worker: dict) -> kind_config.KindClusterSpec:
+    """The spec of a one-worker cluster on this Docker host, as the provider makes it."""
+    minor = parse_version(image_kubernetes_version(image))[1]
+    return kind_config.KindClusterSpec(image=image, k8s_minor=minor, workers=(worker,),
+                                       cgroup_v1=cgroup_v1())
 
 
 def kind_args(kind_bin: Path, image: str) -> list[str]:
@@ -90,11 +105,19 @@ def test_a_cluster_of_another_config_is_never_reused(tmp_path, kind_bin, kind_no
     """A cluster already named as numacert would name its cluster, but made otherwise, is
     refused (exit 2 in a run) and left as it is; while it runs, the lab's footprint sees
     none of its processes and links (it is Docker's, not the lab's)."""
-    spec = kind_config.KindClusterSpec(image=kind_node_image, k8s_minor=37, workers=({},),
-                                       cgroup_v1=True)
+    spec = host_spec(kind_node_image, {})
     name = kind_config.cluster_name(spec)
-    run([kind_bin, "create", "cluster", "--name", name, "--image", kind_node_image,
-         "--kubeconfig", str(tmp_path / "foreign.kubeconfig"), "--wait", "3m"],
+    # Someone else's cluster of that name: one node, no numacert labels (only what this
+    # host needs to start a kubelet at all: failCgroupV1 on cgroup v1, no default CNI image).
+    foreign = {"kind": "Cluster", "apiVersion": kind_config.KIND_API_VERSION,
+               "networking": {"disableDefaultCNI": True, "kubeProxyMode": "none"},
+               "kubeadmConfigPatches": [yaml.safe_dump({
+                   "apiVersion": kind_config.KUBELET_API_VERSION,
+                   "kind": "KubeletConfiguration", **kind_config.cluster_kubelet_patch(spec)})],
+               "nodes": [{"role": "control-plane", "image": kind_node_image}]}
+    (tmp_path / "foreign.yaml").write_text(yaml.safe_dump(foreign))
+    run([kind_bin, "create", "cluster", "--name", name, "--config", str(tmp_path / "foreign.yaml"),
+         "--kubeconfig", str(tmp_path / "foreign.kubeconfig")],
         "kind create cluster (foreign)", 600)
     try:
         footprint = host_footprint()
@@ -115,9 +138,7 @@ def test_a_worker_configured_otherwise_is_not_certified(tmp_path, kind_bin, kind
                                                         no_kind_leftovers):
     """Mutation proof on kind: a worker made with the static CPU Manager, held to the none
     policy by --require, is NOT CERTIFIED by CFG-POLICY (reached over docker://)."""
-    spec = kind_config.KindClusterSpec(image=kind_node_image, k8s_minor=37,
-                                       workers=({"cpuManagerPolicy": "static"},),
-                                       cgroup_v1=True)
+    spec = host_spec(kind_node_image, {"cpuManagerPolicy": "static"})
     require = tmp_path / "require.yaml"
     require.write_text(yaml.safe_dump({"cpuManagerPolicy": "none"}))
     with KindClusters(kind_bin) as clusters:
