@@ -2,7 +2,7 @@
 results and render them. No Kubernetes access.
 
 catalogue     the check catalogue (suites/catalogue.yaml) as CheckSpec
-results       results.json -> Results, NodeInfo, CheckRecord
+results       results.json -> Results, NodeInfo, CheckRecord; read_json (any report JSON file)
 policy        policy_token (JUnit classname part) and policy_line (for people)
 skips         what a skip reason means for the verdict
 verdict       verdict(results, catalogue) -> NodeVerdict per node and policy; exit_code
