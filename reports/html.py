@@ -34,7 +34,7 @@ _POLICY_FIELDS = (
 
 def render_html(results: Results, verdicts: list[NodeVerdict], catalogue: list[CheckSpec]) -> str:
     titles = {spec.id: spec.title for spec in catalogue}
-    return _template().render(
+    return load_template(TEMPLATE).render(
         overall=overall(verdicts),
         run=_run(results),
         nodes=[_node(v, results.nodes.get(v.node), titles) for v in verdicts],
@@ -42,8 +42,10 @@ def render_html(results: Results, verdicts: list[NodeVerdict], catalogue: list[C
 
 
 @cache
-def _template() -> jinja2.Template:
-    source = resources.files("numacert.reports").joinpath(TEMPLATE).read_text("utf-8")
+def load_template(name: str) -> jinja2.Template:
+    """A Jinja2 template shipped in numacert.reports (report.html.j2, matrix.html.j2): every
+    value autoescaped, an undefined name an error, block tags leave no blank line or indent."""
+    source = resources.files("numacert.reports").joinpath(name).read_text("utf-8")
     env = jinja2.Environment(
         autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True
     )

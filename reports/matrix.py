@@ -38,7 +38,7 @@ from numacert.certify.applicability import SEPARATOR  # `code | sentence` in rea
 from numacert.errors import InputError
 from numacert.reports.catalogue import CheckSpec, load_catalogue
 from numacert.reports.junit import junit_filename
-from numacert.reports.results import Results, _get, load_results
+from numacert.reports.results import Results, _get, load_results, read_json
 from numacert.reports.verdict import COUNTED, NodeVerdict, Verdict, exit_code, verdict
 
 MATRIX_JSON = "matrix.json"
@@ -213,13 +213,7 @@ def matrix_exit_code(mv: MatrixVerdict) -> int:
 
 def load_matrix(path: Path) -> Matrix:
     """Read matrix.json; InputError names the file (and the field) when it is not one."""
-    try:
-        data = json.loads(Path(path).read_text("utf-8"))
-    except OSError as e:
-        raise InputError(f"cannot read: {e.strerror}", str(path)) from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InputError(f"not valid JSON: {e}", str(path)) from None
-    return parse_matrix(data, str(path))
+    return parse_matrix(read_json(path), str(path))
 
 
 def parse_matrix(data: Any, where: str = MATRIX_JSON) -> Matrix:

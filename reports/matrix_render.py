@@ -10,14 +10,10 @@ each node's status, reasons and, for a failure, predicted against observed. The 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
-from importlib import resources
 from typing import Any
 
-import jinja2
-
 from numacert.reports.comparison import pretty_json
-from numacert.reports.html import _failure  # the same failure view as report.html
+from numacert.reports.html import _failure, load_template  # as report.html does
 from numacert.reports.markdown import cell, code
 from numacert.reports.matrix import CombinationVerdict, MatrixVerdict
 from numacert.reports.results import CheckRecord
@@ -180,7 +176,7 @@ def _md_details(c: CombinationVerdict, links: dict[str, str]) -> str:
 def render_matrix_html(mv: MatrixVerdict, links: dict[str, str], titles: dict[str, str]) -> str:
     """matrix.html; `titles` maps check ids to catalogue titles (column tooltips)."""
     m = mv.matrix
-    return _template().render(
+    return load_template(TEMPLATE).render(
         overall=mv.overall,
         css=mv.overall.lower().replace(" ", "-"),
         matrix={
@@ -205,15 +201,6 @@ def render_matrix_html(mv: MatrixVerdict, links: dict[str, str], titles: dict[st
         ],
         legend=LEGEND,
     )
-
-
-@cache
-def _template() -> jinja2.Template:
-    source = resources.files("numacert.reports").joinpath(TEMPLATE).read_text("utf-8")
-    env = jinja2.Environment(
-        autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True
-    )
-    return env.from_string(source)
 
 
 def _row(

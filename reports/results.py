@@ -70,15 +70,20 @@ class Results:
     assume: dict[str, Any] | None = None
 
 
-def load_results(path: Path) -> Results:
-    """Read and parse a results.json file."""
+def read_json(path: Path) -> Any:
+    """The decoded JSON of a report file (results.json, matrix.json). A file that cannot be read
+    or is not JSON is an InputError: one line naming the file."""
     try:
-        data = json.loads(Path(path).read_text("utf-8"))
+        return json.loads(Path(path).read_text("utf-8"))
     except OSError as e:
         raise InputError(f"cannot read: {e.strerror}", str(path)) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise InputError(f"not valid JSON: {e}", str(path)) from None
-    return parse_results(data, str(path))
+
+
+def load_results(path: Path) -> Results:
+    """Read and parse a results.json file."""
+    return parse_results(read_json(path), str(path))
 
 
 def parse_results(data: Any, where: str = "results.json") -> Results:

@@ -39,7 +39,7 @@ from jsonschema.exceptions import ValidationError, best_match
 
 from numacert.errors import InputError
 from numacert.kubelet import options as opt
-from numacert.kubelet.parse import from_dict
+from numacert.kubelet.parse import _type_name, from_dict
 from numacert.kubelet.validate import validate
 from numacert.quantity import QuantityError, format_bytes, to_bytes
 
@@ -257,16 +257,6 @@ def _path(parts) -> str:
     for p in parts:
         out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
     return out
-
-
-def _type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    return {str: "a string", list: "a list", dict: "a map"}.get(type(value), type(value).__name__)
 
 
 _WANTED = {"object": "a map", "array": "a list", "string": "a string"}

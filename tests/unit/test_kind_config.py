@@ -346,15 +346,8 @@ def test_spec_keeps_its_own_copy_of_worker_fields():
 def test_expected_kubelet_base_worker():
     got = expected_kubelet(spec(workers=({},)), 0)
     assert got == {
-        "cgroupRoot": "/kubelet",
-        "failSwapOn": False,
-        "imageGCHighThresholdPercent": 100,
-        "evictionHard": {
-            "nodefs.available": "0%",
-            "nodefs.inodesFree": "0%",
-            "imagefs.available": "0%",
-            "memory.available": "100Mi",
-        },
+        **KIND_TEMPLATE,
+        "evictionHard": {**KIND_TEMPLATE["evictionHard"], "memory.available": "100Mi"},
         "reservedSystemCPUs": "0",
         "systemReserved": {"memory": "256Mi"},
     }
