@@ -200,6 +200,8 @@ class KindClusters:
             reused = True
         else:
             kind_config.write(rendered)
+            for node in forget_nodes_of(name):  # its nodes are new: nothing to restore
+                self.echo(f"kind: dropped the stale journal of {node} (its cluster is gone)")
             self.echo(f"kind: creating cluster {name} ({len(workers)} worker(s), "
                       f"image {spec.image})")
             cluster = Cluster(name, spec, rendered, handle, control_plane, workers, 0.0, False)
@@ -256,10 +258,26 @@ def _signals_held() -> Iterator[None]:
 
 
 def delete_cluster(kind_path: Path, name: str) -> None:
-    """Delete cluster `name` and the files numacert generated for it."""
+    """Delete cluster `name`, the files numacert generated for it and any journal of its
+    nodes (a matrix run killed in the middle: the changes it journaled went with the nodes)."""
     run([kind_path, "delete", "cluster", "--name", name], f"kind delete cluster {name}",
         DELETE_TIMEOUT_S)
     shutil.rmtree(workdir() / name, ignore_errors=True)
+    forget_nodes_of(name)
+
+
+def forget_nodes_of(name: str) -> list[str]:
+    """Drop the runner's journal entries of cluster `name`'s nodes; returns their names. Node
+    names derive from the cluster name (a hash of its spec), so a stale entry would otherwise
+    refuse every later run of the same spec, and no restore could reach its node."""
+    from numacert.providers.journal import Journal
+
+    journal = Journal()
+    prefix = f"{name}-"
+    dropped = [node for node in journal.nodes() if node.startswith(prefix)]
+    for node in dropped:
+        journal.remove(node)
+    return dropped
 
 
 def own_clusters(kind_path: Path) -> list[str]:

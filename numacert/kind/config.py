@@ -314,8 +314,15 @@ def expected_kubelet(spec: KindClusterSpec, worker_index: int) -> dict[str, Any]
     return _merge_patch(config, dict(spec.workers[worker_index]))
 
 
+# Bump when render() lays a cluster out differently for the same spec: the name (and the label
+# numacert checks before reusing a cluster) then changes too, so a cluster kept by an older
+# numacert is never taken for one of this layout.
+RENDER_VERSION = 1
+
+
 def _canonical_json(spec: KindClusterSpec) -> str:
     data = {
+        "render": RENDER_VERSION,
         "image": spec.image,
         "k8s_minor": spec.k8s_minor,
         "workers": [dict(w) for w in spec.workers],

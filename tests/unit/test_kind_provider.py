@@ -116,3 +116,27 @@ def test_shipped_kind_matrix_on_one_numa_node():
     assert all(r.status == Status.OK for r in anyway.values())
     assert anyway["recommended"].run_anyway.startswith("needs-numa-nodes:2")
     assert anyway["static.none.none"].run_anyway is None
+
+
+def test_deleting_a_cluster_forgets_its_nodes_journals(tmp_path, monkeypatch):
+    """A matrix run killed in the middle leaves a journal for a kind node; once its cluster is
+    gone (deleted, or about to be created anew) the entry must go, or every later run of the
+    same spec (same node names) would be refused with nothing left to restore."""
+    from numacert.kind.cluster import forget_nodes_of
+    from numacert.providers.journal import Journal, new_entry
+
+    monkeypatch.setenv("NUMACERT_STATE", str(tmp_path))
+    journal = Journal()
+    for node in ("numacert-abc-worker", "numacert-abc-worker2", "numacert-abcd-worker",
+                 "lab-node"):
+        journal.write(_entry(new_entry, node))
+    assert sorted(forget_nodes_of("numacert-abc")) == ["numacert-abc-worker",
+                                                       "numacert-abc-worker2"]
+    assert sorted(journal.nodes()) == ["lab-node", "numacert-abcd-worker"]
+
+
+def _entry(new_entry, node):
+    return new_entry(node=node, provider="ssh", target={"kind": "cluster"},
+                     config_file="/var/lib/kubelet/config.yaml", flags_files=[],
+                     root_dir="/var/lib/kubelet", files=[], configz={},
+                     was_unschedulable=False)
