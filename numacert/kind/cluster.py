@@ -17,6 +17,7 @@ import os
 import platform
 import shutil
 import signal
+import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -59,8 +60,9 @@ def workdir() -> Path:
 
 
 class NumacertKindCluster(KindCluster):
-    """pytest-kind's cluster object (kubectl helper, image loading, deletion), without its
-    downloads and without its ./.pytest-kind directory."""
+    """pytest-kind's cluster object (its image loading and kubectl helper), without its
+    downloads and without its ./.pytest-kind directory. Creation and deletion stay numacert's:
+    pytest-kind's create reuses any cluster of the name, and deleting must also drop journals."""
 
     def __init__(self, name: str, kubeconfig: Path, kind_path: Path,
                  kubectl_path: Path | None = None) -> None:
@@ -219,12 +221,16 @@ class KindClusters:
         return cluster
 
     def load_image(self, cluster: Cluster, image: str) -> None:
-        """Load `image` from Docker's store into the workers (kind load): never pulled."""
+        """Load `image` from Docker's store into the nodes (pytest-kind's `kind load
+        docker-image`): the nodes never pull it. Docker pulls it first if it lacks it."""
         if docker("image", "inspect", image, check=False, timeout=60).returncode != 0:
             docker("pull", image, what=f"docker pull {image}", timeout=1800)
-        run([self.kind_path, "load", "docker-image", "--name", cluster.name,
-             "--nodes", ",".join(cluster.workers), image],
-            f"kind load docker-image {image}", 600)
+        try:
+            cluster.kind.load_docker_image(image)
+        except subprocess.CalledProcessError as exc:
+            raise InfrastructureError(
+                f"kind load docker-image {image} into {cluster.name} failed (exit "
+                f"{exc.returncode})") from None
 
 
 def _remove_coredns(cluster: Cluster) -> None:
