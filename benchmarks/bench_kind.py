@@ -27,21 +27,16 @@ from pathlib import Path
 
 from numacert.kind.cluster import KindClusters, cgroup_v1, find_kind, image_kubernetes_version
 from numacert.kind.config import KindClusterSpec
-from numacert.kind.node_image import build_node_image
+from numacert.kind.node_image import build_node_image, host_lacks_cap_sys_resource
 from numacert.lab.binaries import parse_version
 
 WAYS = ("in-place", "cluster")
 
 
-def restricted() -> bool:
-    with open("/proc/self/status") as f:
-        bounding = next(line for line in f if line.startswith("CapBnd:"))
-    return not (int(bounding.split()[1], 16) >> 24) & 1  # CAP_SYS_RESOURCE
-
-
 def bench_image() -> str:
-    cold = build_node_image(restrict_oom_score_adj=restricted(), force=True, progress=False)
-    warm = build_node_image(restrict_oom_score_adj=restricted(), progress=False)
+    restrict = host_lacks_cap_sys_resource()
+    cold = build_node_image(restrict_oom_score_adj=restrict, force=True, progress=False)
+    warm = build_node_image(restrict_oom_score_adj=restrict, progress=False)
     print(f"node image  cold {cold.seconds:6.1f}s  (steps: "
           + ", ".join(f"{k} {v}s" for k, v in cold.steps.items()) + ")")
     print(f"node image  warm {warm.seconds:6.1f}s  ({warm.ref})")
@@ -103,7 +98,8 @@ def main() -> None:
     if args.kind_image:
         image = args.kind_image
     elif args.skip_image:
-        image = build_node_image(restrict_oom_score_adj=restricted(), progress=False).ref
+        image = build_node_image(restrict_oom_score_adj=host_lacks_cap_sys_resource(),
+                                 progress=False).ref
     else:
         image = bench_image()
     bench_cluster(kind_path, image)

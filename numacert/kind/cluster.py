@@ -18,6 +18,7 @@ import platform
 import shutil
 import signal
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from pytest_kind.cluster import KindCluster
 
 from numacert.errors import InfrastructureError, InputError
 from numacert.kind import config as kind_config
-from numacert.kind.docker import docker, require_daemon
+from numacert.kind.docker import docker, ensure_image, require_daemon
 from numacert.proc import run
 from numacert.state import state_root
 
@@ -99,10 +100,6 @@ class Cluster:
     def kubeconfig(self) -> Path:
         return self.kind.kubeconfig_path
 
-    def node_access(self) -> str:
-        """The testinfra host spec reaching any node of this cluster (docker exec)."""
-        return "docker://{node}"
-
 
 def cgroup_v1() -> bool:
     """True when the Docker host runs cgroup v1 (kind nodes then need failCgroupV1: false)."""
@@ -112,8 +109,7 @@ def cgroup_v1() -> bool:
 def image_kubernetes_version(image: str) -> str:
     """The Kubernetes version a kind node image carries (/kind/version, as kind reads it);
     pulls the image first if Docker lacks it, as kind itself would."""
-    if docker("image", "inspect", image, check=False, timeout=60).returncode != 0:
-        docker("pull", image, what=f"docker pull {image}", timeout=1800)
+    ensure_image(image)
     proc = docker("run", "--rm", "--entrypoint", "cat", image, "/kind/version",
                   what=f"reading /kind/version of {image}", timeout=120, check=False)
     version = proc.stdout.strip()
@@ -127,14 +123,15 @@ def existing_clusters(kind_path: Path) -> list[str]:
     return [line.strip() for line in out.splitlines() if line.strip()]
 
 
-def _node_labels(kind_path: Path, name: str) -> dict[str, dict[str, str]]:
-    """{node: labels} of an existing cluster, through its API server."""
+def _node_labels(kind_path: Path, name: str, kubeconfig: Path) -> dict[str, dict[str, str]]:
+    """{node: labels} of an existing cluster, through its API server; its kubeconfig is
+    written to `kubeconfig` on the way (a reused cluster is then reached through it)."""
     from kubernetes import client, config
 
-    kubeconfig = workdir() / name / "kubeconfig.existing"
     kubeconfig.parent.mkdir(parents=True, exist_ok=True)
-    run([kind_path, "get", "kubeconfig", "--name", name], f"kind get kubeconfig {name}", 60,
-        stdout=kubeconfig.open("wb"))
+    with kubeconfig.open("wb") as out:
+        run([kind_path, "get", "kubeconfig", "--name", name], f"kind get kubeconfig {name}", 60,
+            stdout=out)
     api = client.CoreV1Api(config.new_client_from_config(str(kubeconfig)))
     nodes = api.list_node(_request_timeout=30).items
     return {n.metadata.name: dict(n.metadata.labels or {}) for n in nodes}
@@ -176,17 +173,14 @@ class KindClusters:
 
     def create(self, spec: kind_config.KindClusterSpec, log: Path | None = None) -> Cluster:
         """Create the cluster for `spec` (or reuse the one numacert kept for it)."""
-        import time
-
         rendered = kind_config.render(spec, workdir())
         name = rendered.name
         control_plane, workers = kind_config.node_names(name, len(spec.workers))
-        kubeconfig = workdir() / name / "kubeconfig"
-        handle = NumacertKindCluster(name, kubeconfig, self.kind_path)
+        handle = NumacertKindCluster(name, workdir() / name / "kubeconfig", self.kind_path)
+        cluster = Cluster(name, spec, rendered, handle, control_plane, workers, 0.0, False)
         started = time.monotonic()
-        reused = False
         if name in existing_clusters(self.kind_path):
-            labels = _node_labels(self.kind_path, name)
+            labels = _node_labels(self.kind_path, name, cluster.kubeconfig)
             want = rendered.hash[:12]
             if sorted(labels) != sorted([control_plane, *workers]) or any(
                     node.get(kind_config.LABEL_CONFIG) != want for node in labels.values()):
@@ -197,25 +191,20 @@ class KindClusters:
                     "--provider kind")
             self.echo(f"kind: reusing cluster {name} (kept by an earlier run, same config)")
             kind_config.write(rendered)
-            run([self.kind_path, "get", "kubeconfig", "--name", name],
-                f"kind get kubeconfig {name}", 60, stdout=kubeconfig.open("wb"))
-            reused = True
+            cluster.reused = True
+            if not self.keep:
+                self.created.append(cluster)
         else:
             kind_config.write(rendered)
             for node in forget_nodes_of(name):  # its nodes are new: nothing to restore
                 self.echo(f"kind: dropped the stale journal of {node} (its cluster is gone)")
             self.echo(f"kind: creating cluster {name} ({len(workers)} worker(s), "
                       f"image {spec.image})")
-            cluster = Cluster(name, spec, rendered, handle, control_plane, workers, 0.0, False)
             self.created.append(cluster)  # deleted at exit even if creation fails half-way
             run([self.kind_path, "create", "cluster", "--name", name, "--config",
-                 rendered.path, "--kubeconfig", kubeconfig, "--wait", "3m", "--retain"],
+                 rendered.path, "--kubeconfig", cluster.kubeconfig, "--wait", "3m", "--retain"],
                 f"kind create cluster {name}", CREATE_TIMEOUT_S, log)
-        cluster = Cluster(name, spec, rendered, handle, control_plane, workers,
-                          time.monotonic() - started, reused)
-        self.created = [c for c in self.created if c.name != name]
-        if not reused or not self.keep:
-            self.created.append(cluster)
+        cluster.created_s = time.monotonic() - started
         if spec.image.startswith(OFFLINE_IMAGE_REPO):
             _remove_coredns(cluster)
         return cluster
@@ -223,8 +212,7 @@ class KindClusters:
     def load_image(self, cluster: Cluster, image: str) -> None:
         """Load `image` from Docker's store into the nodes (pytest-kind's `kind load
         docker-image`): the nodes never pull it. Docker pulls it first if it lacks it."""
-        if docker("image", "inspect", image, check=False, timeout=60).returncode != 0:
-            docker("pull", image, what=f"docker pull {image}", timeout=1800)
+        ensure_image(image)
         try:
             cluster.kind.load_docker_image(image)
         except subprocess.CalledProcessError as exc:

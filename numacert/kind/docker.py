@@ -50,6 +50,12 @@ def image_exists(ref: str) -> bool:
                   check=False).returncode == 0
 
 
+def ensure_image(ref: str) -> None:
+    """Have `ref` in Docker's store: pulled, as Docker would, when it is not there yet."""
+    if not image_exists(ref):
+        docker("pull", ref, what=f"docker pull {ref}", timeout=1800)
+
+
 def image_labels(ref: str) -> dict[str, str]:
     out = docker("image", "inspect", "--format", "{{json .Config.Labels}}", ref,
                  what=f"docker image inspect {ref}", timeout=60).stdout

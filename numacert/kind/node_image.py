@@ -65,6 +65,7 @@ NODE_PACKAGES: tuple[str, ...] = (
     "jq", "procps", "e2fsprogs", "containerd", "runc", "containernetworking-plugins",
 )
 MMDEBSTRAP_TIMEOUT_S = 1800.0
+CAP_SYS_RESOURCE = 24  # capability number (linux/capability.h)
 
 # The default StorageClass kind applies from /kind/manifests/default-storage.yaml: a class
 # only, no provisioner pods (their image could not be pulled here).
@@ -151,8 +152,12 @@ def _kind_files(log: Path) -> Path:
     return files
 
 
-def _sha(path: Path) -> str:
-    return binaries.sha256_file(path)
+def host_lacks_cap_sys_resource() -> bool:
+    """True where this host's capability bounding set lacks CAP_SYS_RESOURCE, so privileged
+    containers cannot get it either (see build_node_image's restrict_oom_score_adj)."""
+    with open("/proc/self/status") as f:
+        bounding = next(line for line in f if line.startswith("CapBnd:"))
+    return not (int(bounding.split()[1], 16) >> CAP_SYS_RESOURCE) & 1
 
 
 def image_inputs(version: str, paths: dict[str, Path], restrict_oom_score_adj: bool) -> dict:
@@ -162,7 +167,7 @@ def image_inputs(version: str, paths: dict[str, Path], restrict_oom_score_adj: b
         "customize": CUSTOMIZE,
         "storage": DEFAULT_STORAGE,
         "kubernetes": version,
-        "binaries": {name: _sha(path) for name, path in sorted(paths.items())},
+        "binaries": {name: binaries.sha256_file(path) for name, path in sorted(paths.items())},
         "kind": KIND_VERSION,
         "suite": SUITE,
         "mirrors": [mirror, security],
