@@ -549,7 +549,10 @@ def test_probe_command_shapes():
     loop = plain[2][plain[2].index(f"echo {READY};") :]
     assert "while" in loop and f"sleep {REPORT_INTERVAL}" in loop and "report" in loop
     once = probe_command(keep_running=False)
-    assert "while" not in once[2] and "sleep" not in once[2]
+    assert "while :" not in once[2] and "sleep" not in once[2]
+    # The report repeats in every running probe: shell builtins only, no command forked.
+    report_fn = plain[2][plain[2].index("report() {") : plain[2].index(f"echo {END}; }}")]
+    assert "$(" not in report_fn and "grep" not in report_fn and "cat " not in report_fn
     assert once[2].rstrip().endswith(f"echo {READY};")
     hp = probe_command(hugepages_bytes=4 * MiB)[2]
     assert f"fallocate -l {4 * MiB} {HUGEPAGES_MOUNT}/numacert-probe" in hp
