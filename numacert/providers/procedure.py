@@ -20,12 +20,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import yaml
+from kubernetes.client.rest import ApiException
 
 from numacert.errors import InfrastructureError, InputError
 from numacert.kubelet.config import POLICY_DEFAULTS
 from numacert.probes.access import NodeAccess
 from numacert.probes.kube import (
     evict_node_pods,
+    mark_ready_unknown,
     ready_heartbeat,
     set_unschedulable,
     wait_ready_after,
@@ -198,8 +200,6 @@ class Reconfigurer:
 def api_errors(node: str, doing: str) -> Iterator[None]:
     """An API server refusal (403 without the numacert-matrix role, 404 ...) is an
     infrastructure problem of this node's reconfiguration, said in one line."""
-    from kubernetes.client.rest import ApiException
-
     try:
         yield
     except ApiException as exc:
@@ -247,6 +247,10 @@ def switch_kubelet(
         mode = (modes or {}).get(path) or access.file_mode(path)
         access.write_bytes(path, data, mode)
     last = ready_heartbeat(core, node)
+    try:
+        mark_ready_unknown(core, node, "numacert stopped the kubelet to reconfigure it")
+    except ApiException as exc:  # an older numacert-matrix role: Ready only comes later
+        echo(f"{node}: Ready not marked Unknown ({exc.status} {exc.reason}); slower, same result")
     echo(f"{node}: kubelet start, waiting for Ready")
     access.run("systemctl start kubelet")
 

@@ -38,10 +38,17 @@ MiB = 1 << 20
 
 
 def report(cpus: str, mems: str, cgroup_cpus: str | None = None, cgroup_mems: str | None = None):
-    """One report exactly as the probe prints it (Cpus_allowed_list uses a tab)."""
-    lines = [BEGIN, f"Cpus_allowed_list:\t{cpus}", f"Mems_allowed_list:\t{mems}"]
-    lines.append(f"cgroup_cpus: {cgroup_cpus if cgroup_cpus is not None else ''}")
-    lines.append(f"cgroup_mems: {cgroup_mems if cgroup_mems is not None else ''}")
+    """One report exactly as the probe prints it: grep -H over the status file (its lines use
+    a tab) and the two cgroup files (a missing one prints nothing)."""
+    lines = [
+        BEGIN,
+        f"/proc/self/status:Cpus_allowed_list:\t{cpus}",
+        f"/proc/self/status:Mems_allowed_list:\t{mems}",
+    ]
+    if cgroup_cpus is not None:
+        lines.append(f"/sys/fs/cgroup/cpuset.cpus.effective:{cgroup_cpus}")
+    if cgroup_mems is not None:
+        lines.append(f"/sys/fs/cgroup/cpuset.mems.effective:{cgroup_mems}")
     lines.append(END)
     return "\n".join(lines) + "\n"
 
@@ -94,8 +101,9 @@ def test_report_without_cgroup_files_has_no_cgroup_sets():
     assert log.first.cgroup_cpus is None and log.first.cgroup_mems is None
 
 
-def test_init_container_single_report():
-    # A regular init container reports once, says ready and exits: no loop output.
+def test_init_container_single_report_in_the_older_form():
+    # A regular init container reports once, says ready and exits: no loop output. The form
+    # probes printed before one grep -H read every file is still read.
     text = "\n".join(
         [
             BEGIN,
@@ -419,10 +427,10 @@ def test_busybox_probe_without_one_shot_probes_prints_only_reports(tmp_path):
     done = run_in(root, probe_command(keep_running=False))
     assert done.returncode == 0, done.stderr
     assert [line for line in done.stdout.splitlines() if ":" in line] == [
-        "Cpus_allowed_list:\t1",
-        "Mems_allowed_list:\t0",
-        "cgroup_cpus: 1",
-        "cgroup_mems: 0",
+        "/proc/self/status:Cpus_allowed_list:\t1",
+        "/proc/self/status:Mems_allowed_list:\t0",
+        "/sys/fs/cgroup/cpuset.cpus.effective:1",
+        "/sys/fs/cgroup/cpuset.mems.effective:0",
     ]
     log = parse_log(done.stdout)
     assert log.hugepages_before is None and log.numa_stat is None
@@ -549,10 +557,10 @@ def test_probe_command_shapes():
     loop = plain[2][plain[2].index(f"echo {READY};") :]
     assert "while" in loop and f"sleep {REPORT_INTERVAL}" in loop and "report" in loop
     once = probe_command(keep_running=False)
-    assert "while :" not in once[2] and "sleep" not in once[2]
-    # The report repeats in every running probe: shell builtins only, no command forked.
+    assert "while" not in once[2] and "sleep" not in once[2]
+    # The report repeats in every running probe: one process (a grep) a report, no more.
     report_fn = plain[2][plain[2].index("report() {") : plain[2].index(f"echo {END}; }}")]
-    assert "$(" not in report_fn and "grep" not in report_fn and "cat " not in report_fn
+    assert "$(" not in report_fn and report_fn.count("grep") == 1 and "cat " not in report_fn
     assert once[2].rstrip().endswith(f"echo {READY};")
     hp = probe_command(hugepages_bytes=4 * MiB)[2]
     assert f"fallocate -l {4 * MiB} {HUGEPAGES_MOUNT}/numacert-probe" in hp

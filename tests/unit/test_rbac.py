@@ -49,6 +49,8 @@ MATRIX_REQUIRED = {
     # probes.kube.set_unschedulable: cordon/uncordon around a reconfiguration (lab.Lab labels
     # its own node with it too)
     "patch_node": ("", "nodes", "patch"),
+    # probes.kube.mark_ready_unknown: Ready Unknown while the kubelet is stopped
+    "patch_node_status": ("", "nodes/status", "patch"),
     # probes.kube.evict_node_pods: the pods bound to the node, in any namespace
     "list_pod_for_all_namespaces": ("", "pods", "list"),
     # probes.kube.evict_node_pods: the Eviction API
