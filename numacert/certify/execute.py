@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from numacert.certify.plan import Plan, PodPlan
 from numacert.errors import InfrastructureError
 from numacert.probes.kube import (
+    POD_POLL,
     create_pod,
     delete_pod,
     pod_events,
@@ -209,7 +210,9 @@ class Runner:
         self._read_later(running, run, "later")
         run.timings["checkpoint reconcile re-read"] = time.monotonic() - start
         if access is not None:
+            start = time.monotonic()
             run.state_files = access.state_files()
+            run.timings["checkpoint state files"] = time.monotonic() - start
             if self.restart:
                 self.progress(f"{self.node}: kubelet restart with pinned pods running")
                 stopped = self._metrics(run)
@@ -220,7 +223,9 @@ class Runner:
                 started = self._metrics(run)
                 if stopped is not None and started is not None:
                     run.metrics_at_restart = (stopped, started)
+                start = time.monotonic()
                 self._read_later(running, run, "after_restart")
+                run.timings["checkpoint restart re-read"] = time.monotonic() - start
                 for p in running:
                     obs = run.pods[p.name]
                     obs.phase_after_restart = self.core.read_namespaced_pod(
@@ -245,7 +250,7 @@ class Runner:
                 newer,
                 REPORT_INTERVAL * 10 + 60,
                 f"a new report from {pod}/{name}",
-                poll=REPORT_INTERVAL / 2,
+                poll=POD_POLL,
             )
             getattr(run.pods[pod], attr)[name] = view
 

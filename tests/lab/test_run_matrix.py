@@ -10,11 +10,13 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from importlib import resources
 
 import pytest
 import yaml
+from kubernetes import watch
 
 from numacert.fixtures.cli import numacert
 from numacert.lab.kubelet_config import CONFIG_FILE, FLAGS_FILE
@@ -57,6 +59,36 @@ def leftovers(api) -> list[str]:
     return [n for n in names if n.startswith("numacert")] + [p.metadata.name for p in pods]
 
 
+class ReadyMarks:
+    """Watches the lab node while a run goes on and keeps each time its Ready condition was
+    marked Unknown by numacert (reason NumacertKubeletStopped), by transition time."""
+
+    def __init__(self, api) -> None:
+        self.api = api
+        self.seen: list = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self) -> None:
+        while not self.stop.is_set():
+            stream = watch.Watch().stream(
+                self.api.list_node, field_selector=f"metadata.name={NODE_NAME}", timeout_seconds=5
+            )
+            for event in stream:
+                for cond in event["object"].status.conditions or []:
+                    marked = cond.type == "Ready" and cond.reason == "NumacertKubeletStopped"
+                    if marked and cond.last_transition_time not in self.seen:
+                        self.seen.append(cond.last_transition_time)
+
+    def __enter__(self) -> ReadyMarks:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join(timeout=30)
+
+
 @pytest.fixture
 def original(lab):
     return node_files(lab), lab.kubelet_configz()
@@ -86,7 +118,8 @@ def test_matrix_applies_certifies_and_restores(lab, lab_api, original, tmp_path)
     path = tmp_path / "matrix.yaml"
     path.write_text(yaml.safe_dump(matrix))
     out = tmp_path / "out"
-    proc = numacert("run", "--matrix", str(path), "--output-dir", str(out))
+    with ReadyMarks(lab_api) as marks:
+        proc = numacert("run", "--matrix", str(path), "--output-dir", str(out))
     detail = f"exit {proc.returncode}\n{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}"
     lines = proc.stdout.splitlines()
     unsupported = next(i for i, line in enumerate(lines) if "UNSUPPORTED many-numa-nodes" in line)
@@ -112,6 +145,9 @@ def test_matrix_applies_certifies_and_restores(lab, lab_api, original, tmp_path)
     assert (out / "matrix.html").is_file() and (out / "junit_numacert-strict.xml").is_file()
     assert_node_as_before(lab, *original)
     assert leftovers(lab_api) == []
+    # Each of the 7 kubelet stops of the procedure (6 applies, 1 restore) marked the node's
+    # Ready Unknown before the kubelet started again (so it took its fast status path).
+    assert len(marks.seen) == 7, marks.seen
 
 
 def test_killed_runner_then_restore(lab, lab_api, original, tmp_path):
