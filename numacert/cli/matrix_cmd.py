@@ -66,25 +66,29 @@ def run_matrix(options: dict) -> int:
         prepare,
     )
     from numacert.matrix.spec import load_matrix
+    from numacert.providers.journal import NodeClaims
     from numacert.reports.matrix import write_matrix_reports
 
     matrix = load_matrix(options["matrix"])
     target = _target(options)
     try:
-        reconfigurer = make_reconfigurer(target, click.echo)
-        prepared = prepare(matrix, target, reconfigurer, options["ignore_opt_in_label"],
-                           click.echo, strict=True,
-                           run_unsupported=options.get("run_unsupported", False))
-        show_unsupported(prepared.resolved)
-        if not prepared.runnable:
-            raise InputError(f"no combination of {matrix.source} can run on these nodes",
-                             "--matrix")
-        out = Path(options["output_dir"]) if options.get("output_dir") else _default_out()
-        out.mkdir(parents=True, exist_ok=True)
-        settings = RunSettings(child_args(options), options["junit_context"])
-        execution = MatrixExecution(prepared, reconfigurer, out, settings, click.echo)
-        interrupted, restores = execution.run()
-        verdict = write_matrix_reports(out, options["junit_context"])
+        # Claimed before any check, held until every node is restored: a second run started
+        # meanwhile is refused even before the first one's journal exists.
+        with NodeClaims().held(target.nodes):
+            reconfigurer = make_reconfigurer(target, click.echo)
+            prepared = prepare(matrix, target, reconfigurer, options["ignore_opt_in_label"],
+                               click.echo, strict=True,
+                               run_unsupported=options.get("run_unsupported", False))
+            show_unsupported(prepared.resolved)
+            if not prepared.runnable:
+                raise InputError(f"no combination of {matrix.source} can run on these nodes",
+                                 "--matrix")
+            out = Path(options["output_dir"]) if options.get("output_dir") else _default_out()
+            out.mkdir(parents=True, exist_ok=True)
+            settings = RunSettings(child_args(options), options["junit_context"])
+            execution = MatrixExecution(prepared, reconfigurer, out, settings, click.echo)
+            interrupted, restores = execution.run()
+            verdict = write_matrix_reports(out, options["junit_context"])
     finally:
         target.close(options.get("keep_lab", False))
     return report_outcome(verdict, interrupted, restores)

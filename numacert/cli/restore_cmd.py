@@ -23,11 +23,20 @@ import click
 def restore(nodes, from_node, kubeconfig, context, node_access) -> None:
     """Put back every node a numacert run changed (from the runner's journal)."""
     from numacert.errors import InputError
-    from numacert.providers.journal import Journal
+    from numacert.providers.journal import Journal, NodeClaims
     from numacert.providers.restore import entry_from_node, restore_entry, restore_nodes
     from numacert.target import TargetOptions, resolve
 
     journal = Journal()
+    claims = NodeClaims()
+    for node in list(nodes) or journal.nodes():
+        holder = claims.holder(node)
+        if holder is not None:
+            raise InputError(
+                f"node {node} is held by a running matrix run (pid {holder.pid}): interrupt it "
+                "(Ctrl-C restores its nodes) or let it finish",
+                "--node",
+            )
     if from_node:
         if not nodes:
             raise InputError("--from-node needs --node NAME", "--from-node")

@@ -51,10 +51,10 @@ def _check_target(kubeconfig, context, nodes) -> None:
     nothing created. A node a journal says is still changed is refused too: certifying it
     would certify a configuration numacert put there, not the node's own."""
     from numacert.matrix.runner import ENV_RUNNER
-    from numacert.providers.journal import Journal
+    from numacert.providers.journal import Journal, NodeClaims
     from numacert.target import TargetOptions, node_names
 
-    journal = Journal()
+    journal, claims = Journal(), NodeClaims()
     parent = os.environ.get(ENV_RUNNER)
     for node in node_names(TargetOptions(kubeconfig=kubeconfig, context=context, nodes=nodes)):
         entry = journal.read(node)
@@ -62,6 +62,12 @@ def _check_target(kubeconfig, context, nodes) -> None:
             raise InputError(
                 f"node {node} is still changed by an earlier run (journal {journal.path(node)});"
                 f" run `numacert restore --node {node}`",
+                "--nodes",
+            )
+        holder = claims.holder(node)
+        if holder is not None and str(holder.pid) != parent:
+            raise InputError(
+                f"node {node} is being reconfigured by a numacert matrix run (pid {holder.pid})",
                 "--nodes",
             )
 

@@ -16,10 +16,13 @@ import json
 import os
 import socket
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from numacert.errors import InfrastructureError
+from numacert.errors import InfrastructureError, InputError
+from numacert.proc import ProcessRecord
 from numacert.state import state_root
 
 NODE_JOURNAL = "/var/lib/numacert/journal.json"
@@ -99,6 +102,10 @@ def new_entry(**fields) -> JournalEntry:
     )
 
 
+def _file_name(node: str) -> str:
+    return "".join(c if c.isalnum() or c in "-._" else "_" for c in node)
+
+
 class Journal:
     """The runner's side: one file per node, written atomically (temp file + rename + fsync)."""
 
@@ -106,8 +113,7 @@ class Journal:
         self.root = root or journal_dir()
 
     def path(self, node: str) -> Path:
-        safe = "".join(c if c.isalnum() or c in "-._" else "_" for c in node)
-        return self.root / f"{safe}.json"
+        return self.root / f"{_file_name(node)}.json"
 
     def write(self, entry: JournalEntry) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -143,3 +149,70 @@ class Journal:
             except (json.JSONDecodeError, KeyError, OSError):
                 out.append(path.stem)  # unreadable: still counts as changed
         return out
+
+
+class NodeClaims:
+    """Which running numacert process has a node for a matrix run, from before its checks to
+    its end: `<state root>/journal/<node>.claim`, the runner's process record (pid and start
+    time, so a reused pid is not mistaken for it).
+
+    The journal alone cannot keep two runs apart: it is written at the first change, after
+    a preparation of many seconds, and two runs started within that time would both find no
+    journal. A claim is taken first, exclusively (a hard link fails when one exists); a claim
+    whose process is gone is stale and taken over."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = root or journal_dir()
+
+    def path(self, node: str) -> Path:
+        return self.root / f"{_file_name(node)}.claim"
+
+    def holder(self, node: str) -> ProcessRecord | None:
+        """The live process holding `node`, if any."""
+        record = ProcessRecord.read(self.path(node))
+        return record if record is not None and record.alive() else None
+
+    def take(self, node: str) -> None:
+        """Claim `node` for this process; InputError when another live process has it."""
+        me = ProcessRecord.of(os.getpid())
+        assert me is not None  # this process runs
+        path = self.path(node)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        me.write(tmp)
+        try:
+            for _ in range(2):
+                try:
+                    os.link(tmp, path)
+                    return
+                except FileExistsError:
+                    holder = self.holder(node)
+                    if holder is not None and holder.pid != me.pid:
+                        raise InputError(
+                            f"node {node} is being reconfigured by another numacert run "
+                            f"(pid {holder.pid}, claim {path})",
+                            "--nodes",
+                        ) from None
+                    path.unlink(missing_ok=True)  # stale (its process is gone) or ours
+            raise InfrastructureError(f"{path}: could not claim node {node}")
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def release(self, node: str) -> None:
+        """Drop this process's claim on `node` (another process's is left alone)."""
+        record = ProcessRecord.read(self.path(node))
+        if record is not None and record.pid == os.getpid():
+            self.path(node).unlink(missing_ok=True)
+
+    @contextmanager
+    def held(self, nodes: list[str]) -> Iterator[None]:
+        """Claim every node of `nodes` for the block; all or none (a refusal releases the
+        ones already taken)."""
+        taken: list[str] = []
+        try:
+            for node in nodes:
+                self.take(node)
+                taken.append(node)
+            yield
+        finally:
+            for node in taken:
+                self.release(node)

@@ -13,6 +13,7 @@ Kubernetes API; nothing here knows whether the node is a lab guest or a real mac
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -33,7 +34,14 @@ from numacert.probes.kube import (
     wait_ready_after,
 )
 from numacert.providers import layout as kubelet_layout
-from numacert.providers.journal import NODE_JOURNAL, Journal, JournalEntry, SavedFile, new_entry
+from numacert.providers.journal import (
+    NODE_JOURNAL,
+    Journal,
+    JournalEntry,
+    NodeClaims,
+    SavedFile,
+    new_entry,
+)
 
 READY_TIMEOUT = 600.0
 EVICT_TIMEOUT = 300.0
@@ -99,7 +107,15 @@ class Reconfigurer:
 
     # ---- read-only -------------------------------------------------------------------------
     def refuse_if_changed(self, handle: NodeHandle) -> None:
-        """InputError when a journal (the runner's or the node's) says the node is changed."""
+        """InputError when a journal (the runner's or the node's) says the node is changed, or
+        another live numacert run holds it (`plan` lists this; a run has refused already)."""
+        holder = NodeClaims(self.journal.root).holder(handle.name)
+        if holder is not None and holder.pid != os.getpid():
+            raise InputError(
+                f"node {handle.name} is being reconfigured by another numacert run "
+                f"(pid {holder.pid})",
+                "--nodes",
+            )
         if self.journal.read(handle.name) is not None:
             raise InputError(
                 f"node {handle.name} is still changed by an earlier run (journal "

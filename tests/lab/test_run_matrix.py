@@ -151,9 +151,10 @@ def test_matrix_applies_certifies_and_restores(lab, lab_api, original, tmp_path)
 
 
 def test_killed_runner_then_restore(lab, lab_api, original, tmp_path):
-    """SIGKILL to the runner while it reconfigures the node (kubelet stopped, state files
-    removed, new file being written); a new run is refused; `numacert restore` brings the
-    node back to its original files, configz and Ready."""
+    """A second run started while the first prepares is refused (the node is claimed before
+    any journal exists); SIGKILL to the runner while it reconfigures the node (kubelet
+    stopped, state files removed, new file being written); a new run is refused;
+    `numacert restore` brings the node back to its original files, configz and Ready."""
     path = tmp_path / "one.yaml"
     path.write_text(
         yaml.safe_dump(
@@ -188,10 +189,16 @@ def test_killed_runner_then_restore(lab, lab_api, original, tmp_path):
         text=True,
     )
     seen = []
+    second = None
     try:
         deadline = time.monotonic() + 600
         for line in runner.stdout:
             seen.append(line)
+            if second is None and "reading the kubelet's files" in line:
+                # The runner prepares (no journal yet): a second run is refused all the same.
+                second = numacert(
+                    "run", "--matrix", str(path), "--output-dir", str(tmp_path / "second")
+                )
             if "kubelet stop, state files removed" in line:
                 break
             assert time.monotonic() < deadline, "".join(seen)
@@ -203,6 +210,10 @@ def test_killed_runner_then_restore(lab, lab_api, original, tmp_path):
     finally:
         if runner.poll() is None:
             runner.kill()
+    assert second is not None, "".join(seen)
+    assert second.returncode == 2, second.stdout + second.stderr
+    assert "being reconfigured by another numacert run" in second.stderr, second.stderr
+    assert not (tmp_path / "second").exists()
     assert Journal().read(NODE_NAME) is not None, "no journal after the kill"
     refused = numacert("run", "--matrix", str(path), "--output-dir", str(tmp_path / "again"))
     assert refused.returncode == 2 and "still changed" in refused.stderr, refused.stderr

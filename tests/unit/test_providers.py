@@ -4,13 +4,22 @@ the opt-in label) and the matrix runner's matrix.json against the reports' reade
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 
 import pytest
 import yaml
 
 from numacert.errors import InfrastructureError, InputError
+from numacert.proc import ProcessRecord
 from numacert.providers import layout
-from numacert.providers.journal import Journal, JournalEntry, SavedFile, new_entry
+from numacert.providers.journal import (
+    Journal,
+    JournalEntry,
+    NodeClaims,
+    SavedFile,
+    new_entry,
+)
 from numacert.providers.procedure import policy_view, render_config_file
 from numacert.providers.safety import OPT_IN_LABEL, opted_in
 
@@ -187,6 +196,74 @@ def test_journal_file_names_are_safe(tmp_path):
     assert journal.path("../etc/x").parent == tmp_path
     journal.write(_entry("node/with:odd"))
     assert journal.nodes() == ["node/with:odd"]
+
+
+# ---- node claims: two matrix runs never hold one node -------------------------------------
+
+
+@pytest.fixture
+def other_process():
+    """A live process that is not this one (another numacert run, as far as claims go)."""
+    proc = subprocess.Popen(["sleep", "60"])
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+def test_a_claim_is_taken_and_released(tmp_path):
+    claims = NodeClaims(tmp_path)
+    claims.take("n1")
+    assert claims.holder("n1").pid == os.getpid()
+    claims.take("n1")  # this process again: fine
+    claims.release("n1")
+    assert claims.holder("n1") is None and not claims.path("n1").exists()
+    assert list(tmp_path.iterdir()) == []  # no temporary file left either
+
+
+def test_a_node_held_by_another_live_run_is_refused(tmp_path, other_process):
+    claims = NodeClaims(tmp_path)
+    ProcessRecord.of(other_process.pid).write(claims.path("n1"))
+    with pytest.raises(InputError, match=f"another numacert run \\(pid {other_process.pid}"):
+        claims.take("n1")
+    claims.release("n1")  # not ours: left alone
+    assert claims.holder("n1").pid == other_process.pid
+
+
+def test_a_claim_of_a_run_that_is_gone_is_taken_over(tmp_path, other_process):
+    claims = NodeClaims(tmp_path)
+    record = ProcessRecord.of(other_process.pid)
+    other_process.kill()
+    other_process.wait()
+    record.write(claims.path("n1"))
+    assert claims.holder("n1") is None
+    claims.take("n1")
+    assert claims.holder("n1").pid == os.getpid()
+
+
+def test_a_claim_is_not_fooled_by_a_reused_pid(tmp_path, other_process):
+    """A record names a process by pid and start time: the same pid started at another time
+    is another process, so the claim is stale."""
+    claims = NodeClaims(tmp_path)
+    record = ProcessRecord.of(other_process.pid)
+    ProcessRecord(record.pid, record.start_time - 100).write(claims.path("n1"))
+    assert claims.holder("n1") is None
+
+
+def test_claims_are_all_or_none(tmp_path, other_process):
+    claims = NodeClaims(tmp_path)
+    ProcessRecord.of(other_process.pid).write(claims.path("n2"))
+    with pytest.raises(InputError, match="node n2"):
+        with claims.held(["n1", "n2", "n3"]):
+            pytest.fail("the block must not run")
+    assert claims.holder("n1") is None and claims.holder("n3") is None
+    with claims.held(["n1", "n3"]):
+        assert {claims.holder(n).pid for n in ("n1", "n3")} == {os.getpid()}
+    assert claims.holder("n1") is None and claims.holder("n3") is None
+
+
+def test_claims_are_not_journal_entries(tmp_path):
+    NodeClaims(tmp_path).take("n1")
+    assert Journal(tmp_path).nodes() == []
 
 
 def test_opt_in_label():
