@@ -76,6 +76,10 @@ def pytest_addoption(parser) -> None:
     )
     group.addoption("--numacert-results", help="write results.json here")
     group.addoption(
+        "--numacert-namespace",
+        help="an existing namespace for the probe pods (numacert creates and deletes none)",
+    )
+    group.addoption(
         "--numacert-topology",
         help="JSON {node: topology} that numacert read from these nodes moments before (a "
         "matrix run passes it to each combination's run): the topology pod is not run again",
@@ -163,6 +167,7 @@ def make_session(config):
         assume_path=config.getoption("--assume"),
         restart_kubelet=not config.getoption("--no-kubelet-restart"),
         topology_path=config.getoption("--numacert-topology"),
+        namespace=config.getoption("--numacert-namespace"),
     )
     session = CertSession(options, progress, uncaptured)
     session.selected_checks = config.stash.get(SELECTED_CHECKS, None)

@@ -182,6 +182,16 @@ def lab_node_names(options: TargetOptions) -> list[str]:
     return wanted
 
 
+def lab_api_if_up():
+    """The running lab's CoreV1Api, or None when no lab runs (nothing is started)."""
+    from numacert.lab.lab import Lab
+
+    lab = Lab(progress=False)
+    if lab.record is None or not lab.running():
+        return None
+    return lab.core_api()
+
+
 def node_names(options: TargetOptions) -> list[str]:
     """The nodes the options name, checked without creating anything: the lab's (nothing is
     started), or the cluster's (the API server is asked). InputError when wrong."""

@@ -46,10 +46,11 @@ def _check_ids(ids) -> None:
         )
 
 
-def _check_target(kubeconfig, context, nodes) -> None:
+def _check_target(kubeconfig, context, nodes, namespace=None) -> None:
     """Unknown nodes, an unreadable kubeconfig or an unreachable API server: InputError, and
     nothing created. A node a journal says is still changed is refused too: certifying it
-    would certify a configuration numacert put there, not the node's own."""
+    would certify a configuration numacert put there, not the node's own. So is a
+    --namespace that does not exist, or still holds numacert's pods."""
     from numacert.matrix.runner import ENV_RUNNER
     from numacert.providers.journal import Journal, NodeClaims
     from numacert.target import TargetOptions, node_names
@@ -70,6 +71,33 @@ def _check_target(kubeconfig, context, nodes) -> None:
                 f"node {node} is being reconfigured by a numacert matrix run (pid {holder.pid})",
                 "--nodes",
             )
+    if namespace:
+        _check_namespace(TargetOptions(kubeconfig=kubeconfig, context=context), namespace)
+
+
+def _check_namespace(options, namespace: str) -> None:
+    from kubernetes.client.rest import ApiException
+
+    from numacert.probes.kube import MANAGED_SELECTOR
+    from numacert.target import cluster_api, lab_api_if_up
+
+    api = lab_api_if_up() if options.wants_lab else cluster_api(options.kubeconfig,
+                                                                 options.context)
+    if api is None:
+        raise InputError(f"no namespace {namespace}: the lab is not up", "--namespace")
+    try:
+        api.read_namespace(namespace)
+    except ApiException as exc:
+        if exc.status == 404:
+            raise InputError(f"no namespace {namespace} in the cluster", "--namespace") from None
+        raise
+    left = api.list_namespaced_pod(namespace, label_selector=MANAGED_SELECTOR).items
+    if left:
+        names = ", ".join(p.metadata.name for p in left)
+        raise InputError(
+            f"namespace {namespace} still holds numacert's pods ({names}); delete them first",
+            "--namespace",
+        )
 
 
 def _default_output_dir() -> Path:
@@ -105,6 +133,8 @@ def pytest_args(out: Path, options: dict) -> list[str]:
         args.append("--no-kubelet-restart")
     if options.get("topology_snapshot"):
         args += ["--numacert-topology", str(options["topology_snapshot"])]
+    if options.get("namespace"):
+        args += ["--numacert-namespace", options["namespace"]]
     if options.get("checks", "all") != "all":
         args += ["--numacert-kind", options["checks"]]
     for check in options.get("check") or ():
@@ -144,6 +174,11 @@ def pytest_args(out: Path, options: dict) -> list[str]:
 )
 @click.option("--output-dir", type=click.Path(file_okay=False), help="default: reports/<time>")
 @click.option("--image", help="probe image (default: the lab's busybox, or busybox:1.37)")
+@click.option(
+    "--namespace",
+    help="run the probe pods in this existing namespace: numacert then creates and deletes "
+    "no namespace, only its own pods (for an account that may not create namespaces)",
+)
 @click.option("--node-access", help="testinfra host spec with {node}, e.g. ssh://root@{node}")
 @click.option("--keep-lab", is_flag=True, help="leave a lab this run starts running")
 @click.option("--no-kubelet-restart", is_flag=True, help="skip the kubelet restart (NODE-RESTART)")
@@ -226,7 +261,8 @@ def certify(options: dict) -> int:
     _check_ids(options["check"])
     _check_fragment(options["require"], "--require")
     _check_fragment(options["assume"], "--assume")
-    _check_target(options["kubeconfig"], options["context"], options["nodes"])
+    _check_target(options["kubeconfig"], options["context"], options["nodes"],
+                  options.get("namespace"))
     out = Path(options["output_dir"]) if options["output_dir"] else _default_output_dir()
     try:
         out.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,8 @@ import pytest
 import yaml
 
 from numacert.fixtures.cli import Run, certify, numacert
+from numacert.lab.lab import NODE_NAME
+from numacert.probes.kube import TEST_IMAGE, delete_namespace, pod_manifest
 from numacert.wait import wait_until
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
@@ -210,5 +212,47 @@ def test_unknown_node_is_one_line_exit_2_and_creates_nothing(lab, lab_api, tmp_p
     proc = numacert("run", "--nodes", "does-not-exist", "--output-dir", str(tmp_path / "o"))
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "does-not-exist" in proc.stderr, proc.stderr
+    assert {n.metadata.name for n in lab_api.list_namespace().items} == spaces
+    assert not (tmp_path / "o").exists()
+
+
+# ---- --namespace: a namespace numacert did not make ------------------------------------------
+
+
+def test_a_given_namespace_is_used_and_left_as_it_was(lab, lab_api, tmp_path):
+    """--namespace: no namespace is created or deleted; numacert's pods run there and go;
+    another pod in it is left alone."""
+    name = "given-by-the-user"
+    lab_api.create_namespace({"metadata": {"name": name}})
+    try:
+        foreign = pod_manifest(
+            "someone-elses",
+            [{"name": "c", "image": TEST_IMAGE, "command": ["sleep", "3600"]}],
+            node_name=NODE_NAME,
+        )
+        lab_api.create_namespaced_pod(name, foreign)
+        wait_until(
+            lambda: lab_api.read_namespaced_pod("someone-elses", name).status.phase == "Running",
+            120,
+            "the foreign pod to run",
+        )
+        spaces = {n.metadata.name for n in lab_api.list_namespace().items}
+        run = certify(tmp_path, "--namespace", name, "--check", "CPU-SHARED")
+        assert run.rc == 3, run.describe()  # one check: INCOMPLETE at best
+        assert run.records()["CPU-SHARED"]["status"] == "passed", run.describe()
+        assert {n.metadata.name for n in lab_api.list_namespace().items} == spaces
+        left = [p.metadata.name for p in lab_api.list_namespaced_pod(name).items]
+        assert left == ["someone-elses"], left
+        assert leftovers(lab_api) == []
+    finally:
+        delete_namespace(lab_api, name)
+
+
+def test_a_namespace_that_does_not_exist_is_one_line_exit_2(lab, lab_api, tmp_path):
+    spaces = {n.metadata.name for n in lab_api.list_namespace().items}
+    proc = numacert("run", "--namespace", "no-such-ns", "--output-dir", str(tmp_path / "o"))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.count("\n") == 1, proc.stderr
+    assert "--namespace" in proc.stderr and "no-such-ns" in proc.stderr, proc.stderr
     assert {n.metadata.name for n in lab_api.list_namespace().items} == spaces
     assert not (tmp_path / "o").exists()
