@@ -43,7 +43,6 @@ from numacert.matrix.resolve import (
 )
 from numacert.matrix.schedule import queues, schedule
 from numacert.matrix.spec import Matrix
-from numacert.probes.kube import temporary_namespace
 from numacert.providers import node_handle, provider_for
 from numacert.providers.journal import Journal
 from numacert.providers.procedure import NodeHandle, Original, Reconfigurer
@@ -99,6 +98,7 @@ def prepare(matrix: Matrix, target, reconfigurer: Reconfigurer, ignore_label: bo
     what they support); with `strict`, also for a node that may not be changed (no opt-in
     label, a journal says it is changed), before any pod is created."""
     from numacert.probes.discovery import node_topology
+    from numacert.probes.kube import temporary_namespace
 
     refusals = []
     try:
@@ -233,15 +233,10 @@ class MatrixExecution:
         self.children: dict[str, subprocess.Popen] = {}
         self.children_lock = threading.Lock()
 
-    # One thread per node.
+    # One thread per node. Each combination's run makes and deletes its own namespace: a
+    # namespace shared by a node's queue would save the namespace controller's seconds per
+    # combination, but a runner killed with SIGKILL would leave it (it is not journaled).
     def _node_worker(self, node: str, combos: list[Resolved]) -> None:
-        # One namespace for the node's whole queue: its runs follow each other and each
-        # deletes its own pods, and a namespace's deletion costs seconds of the namespace
-        # controller's time, once here instead of once per combination.
-        with temporary_namespace(self.prepared.target.core, "numacert") as namespace:
-            self._node_queue(node, combos, namespace)
-
-    def _node_queue(self, node: str, combos: list[Resolved], namespace: str) -> None:
         prep = self.prepared.nodes[node]
         for resolved in combos:
             if self.stop.is_set():
@@ -259,7 +254,7 @@ class MatrixExecution:
             if self.stop.is_set():
                 self.record.update(resolved.id, status="not-run", timings={"apply": apply_s})
                 return
-            certify_s, code = self._certify(node, resolved, namespace)
+            certify_s, code = self._certify(node, resolved)
             timings = {"apply": round(apply_s, 1), "certify": round(certify_s, 1)}
             if code == BAD_INPUT:  # the child refused to start: nothing was certified
                 self.record.update(resolved.id, status="error", timings=timings,
@@ -268,10 +263,10 @@ class MatrixExecution:
                 self.record.update(resolved.id, status="run", timings=timings)
             self.echo(f"{node}: {resolved.id}: certified in {certify_s:.0f}s (exit {code})")
 
-    def _certify(self, node: str, resolved: Resolved, namespace: str) -> tuple[float, int]:
+    def _certify(self, node: str, resolved: Resolved) -> tuple[float, int]:
         return certify_child(self.out / resolved.id, node, resolved,
                              self.prepared.nodes[node].topology, self.settings,
-                             lambda proc: self._track(node, proc), namespace)
+                             lambda proc: self._track(node, proc))
 
     def _track(self, node: str, proc: subprocess.Popen | None) -> None:
         with self.children_lock:
@@ -342,13 +337,11 @@ class MatrixExecution:
 
 def certify_child(run_dir: Path, node: str, resolved: Resolved, topology: Topology,
                   settings: RunSettings,
-                  track: Callable[[subprocess.Popen | None], None],
-                  namespace: str | None = None) -> tuple[float, int]:
+                  track: Callable[[subprocess.Popen | None], None]) -> tuple[float, int]:
     """Certify `node` under `resolved` exactly as a plain `numacert run` does, in a child
     process writing into `run_dir` (run.log, the reports), with the combination as --require
-    and `topology` handed over (no collector pod), in `namespace` when given (else its own).
-    `track` gets the child while it runs (so an interrupt can stop it) and None after.
-    Returns (seconds, exit status)."""
+    and `topology` handed over (no collector pod). `track` gets the child while it runs (so an
+    interrupt can stop it) and None after. Returns (seconds, exit status)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     require = run_dir / "require.yaml"
     fragment = {k: v for k, v in managed_fields(resolved).items() if v is not None}
@@ -359,8 +352,6 @@ def certify_child(run_dir: Path, node: str, resolved: Resolved, topology: Topolo
             "--require", str(require), "--output-dir", str(run_dir),
             "--topology-snapshot", str(snapshot),
             "--junit-context", settings.junit_context, *settings.child_args]
-    if namespace:
-        argv += ["--namespace", namespace]
     start = time.monotonic()
     with (run_dir / "run.log").open("w") as log:
         env = dict(os.environ, **{ENV_RUNNER: str(os.getpid())})
