@@ -30,13 +30,7 @@ def restore(nodes, from_node, kubeconfig, context, node_access) -> None:
     journal = Journal()
     claims = NodeClaims()
     for node in list(nodes) or journal.nodes():
-        holder = claims.holder(node)
-        if holder is not None:
-            raise InputError(
-                f"node {node} is held by a running matrix run (pid {holder.pid}): interrupt it "
-                "(Ctrl-C restores its nodes) or let it finish",
-                "--node",
-            )
+        claims.refuse_if_held(node, flag="--node")
     if from_node:
         if not nodes:
             raise InputError("--from-node needs --node NAME", "--from-node")

@@ -65,12 +65,7 @@ def _check_target(kubeconfig, context, nodes, namespace=None) -> None:
                 f" run `numacert restore --node {node}`",
                 "--nodes",
             )
-        holder = claims.holder(node)
-        if holder is not None and str(holder.pid) != parent:
-            raise InputError(
-                f"node {node} is being reconfigured by a numacert matrix run (pid {holder.pid})",
-                "--nodes",
-            )
+        claims.refuse_if_held(node, int(parent) if parent else None)
     if namespace:
         _check_namespace(TargetOptions(kubeconfig=kubeconfig, context=context), namespace)
 

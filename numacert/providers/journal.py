@@ -172,6 +172,18 @@ class NodeClaims:
         record = ProcessRecord.read(self.path(node))
         return record if record is not None and record.alive() else None
 
+    def refuse_if_held(self, node: str, allowed_pid: int | None = None,
+                       flag: str = "--nodes") -> None:
+        """InputError when a live process other than `allowed_pid` holds `node`."""
+        holder = self.holder(node)
+        if holder is not None and holder.pid != allowed_pid:
+            raise InputError(
+                f"node {node} is being reconfigured by another numacert run (pid {holder.pid}, "
+                f"claim {self.path(node)}): interrupt it (Ctrl-C restores its nodes) or let it "
+                "finish",
+                flag,
+            )
+
     def take(self, node: str) -> None:
         """Claim `node` for this process; InputError when another live process has it."""
         me = ProcessRecord.of(os.getpid())
@@ -185,13 +197,7 @@ class NodeClaims:
                     os.link(tmp, path)
                     return
                 except FileExistsError:
-                    holder = self.holder(node)
-                    if holder is not None and holder.pid != me.pid:
-                        raise InputError(
-                            f"node {node} is being reconfigured by another numacert run "
-                            f"(pid {holder.pid}, claim {path})",
-                            "--nodes",
-                        ) from None
+                    self.refuse_if_held(node, me.pid)
                     path.unlink(missing_ok=True)  # stale (its process is gone) or ours
             raise InfrastructureError(f"{path}: could not claim node {node}")
         finally:

@@ -109,13 +109,7 @@ class Reconfigurer:
     def refuse_if_changed(self, handle: NodeHandle) -> None:
         """InputError when a journal (the runner's or the node's) says the node is changed, or
         another live numacert run holds it (`plan` lists this; a run has refused already)."""
-        holder = NodeClaims(self.journal.root).holder(handle.name)
-        if holder is not None and holder.pid != os.getpid():
-            raise InputError(
-                f"node {handle.name} is being reconfigured by another numacert run "
-                f"(pid {holder.pid})",
-                "--nodes",
-            )
+        NodeClaims(self.journal.root).refuse_if_held(handle.name, os.getpid())
         if self.journal.read(handle.name) is not None:
             raise InputError(
                 f"node {handle.name} is still changed by an earlier run (journal "
